@@ -1,0 +1,1 @@
+//! Starts a private `redis-server` on a free loopback port for tests.

@@ -1,0 +1,3 @@
+//! meshguard: a proxy-wasm HTTP filter for Envoy.
+
+pub mod waf;

@@ -1,0 +1,1 @@
+//! Attack-pattern detection.
