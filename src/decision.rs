@@ -1,0 +1,256 @@
+//! What decides a request: path normalization, rule lookup, token extraction and
+//! verification, and the rule's requirement. Host-independent, so it is tested natively.
+
+use crate::access::{DefaultAction, Requirement, RuleMatch};
+use crate::config::Config;
+use crate::jwt::VerifiedToken;
+use crate::matcher::{canonical_host, RequestTarget};
+use crate::path::{normalize, PathError};
+
+/// The parts of a request the checks read.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    pub scheme: &'a str,
+    pub authority: &'a str,
+    /// The raw `:path`, with its query.
+    pub path: &'a str,
+    /// Every header value as its own entry, names in lower case.
+    pub headers: &'a [(String, Vec<u8>)],
+    /// Seconds since the Unix epoch.
+    pub now: u64,
+}
+
+/// The OAuth 2.0 error code of a 401 or 403 reply (RFC 6750, section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    /// No token was sent: the challenge carries no error code.
+    None,
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+}
+
+impl BearerError {
+    /// The `error` value, if the challenge has one.
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            BearerError::None => None,
+            BearerError::InvalidRequest => Some("invalid_request"),
+            BearerError::InvalidToken => Some("invalid_token"),
+            BearerError::InsufficientScope => Some("insufficient_scope"),
+        }
+    }
+}
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub status: u16,
+    /// Stable reason code, one of those documented in the README.
+    pub reason: &'static str,
+    pub bearer_error: BearerError,
+    /// Human-readable cause; never contains the token.
+    pub description: String,
+    /// Name of the rule that decided, or `default`.
+    pub rule: String,
+}
+
+/// An admitted request and what to change on it before it goes upstream.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// Name of the rule that decided, or `default`.
+    pub rule: String,
+    pub identity: Option<VerifiedToken>,
+    /// Headers to remove from the request.
+    pub remove_headers: Vec<String>,
+    /// Headers to add after the removal.
+    pub add_headers: Vec<(String, String)>,
+    /// The normalized `:path`, when it differs from the received one.
+    pub new_path: Option<String>,
+    /// The normalized path without query, for later checks.
+    pub normalized_path: String,
+    /// The denial a dry-run rule let through.
+    pub dry_run_denial: Option<Denial>,
+}
+
+/// The outcome of the access checks.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Allow(Box<Admission>),
+    Deny(Denial),
+}
+
+/// Checks a request against the compiled configuration.
+pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
+    let normalized = match normalize(request.path, &config.path) {
+        Ok(normalized) => normalized,
+        Err(err) => return Decision::Deny(path_denial(err)),
+    };
+    let host = canonical_host(request.authority, request.scheme);
+    let target = RequestTarget {
+        host: &host,
+        path: &normalized.path,
+        method: request.method,
+    };
+    let rule = config.access.find(&target);
+    let verdict = check(config, request, normalized.query.as_deref(), &rule);
+    let (identity, dry_run_denial) = match verdict {
+        Ok(identity) => (identity, None),
+        Err(denial) if is_dry_run(&rule) => (None, Some(denial)),
+        Err(denial) => return Decision::Deny(denial),
+    };
+    let new_path = normalized.to_header_value();
+    let admission = Admission {
+        rule: rule.name().to_owned(),
+        remove_headers: removed_headers(config),
+        add_headers: identity
+            .as_ref()
+            .map(|token| config.claim_headers.values(token))
+            .unwrap_or_default(),
+        identity,
+        new_path: (new_path != request.path).then_some(new_path),
+        normalized_path: normalized.path,
+        dry_run_denial,
+    };
+    Decision::Allow(Box::new(admission))
+}
+
+fn is_dry_run(rule: &RuleMatch<'_>) -> bool {
+    matches!(rule, RuleMatch::Rule(rule) if rule.dry_run)
+}
+
+fn removed_headers(config: &Config) -> Vec<String> {
+    let mut names: Vec<String> = config
+        .claim_headers
+        .header_names()
+        .map(str::to_owned)
+        .collect();
+    if !config.forward_authorization {
+        names.push("authorization".to_owned());
+    }
+    names
+}
+
+/// Extracts and verifies the token, then applies the rule's requirement.
+fn check(
+    config: &Config,
+    request: &RequestHead<'_>,
+    query: Option<&str>,
+    rule: &RuleMatch<'_>,
+) -> Result<Option<VerifiedToken>, Denial> {
+    let rule_name = rule.name().to_owned();
+    let found = config
+        .sources
+        .extract(request.headers, query)
+        .map_err(|err| {
+            denial(
+                401,
+                err.reason(),
+                BearerError::InvalidRequest,
+                err.to_string(),
+                &rule_name,
+            )
+        })?;
+    if found.foreign_scheme && found.token.is_none() && rule.is_protected() {
+        return Err(denial(
+            401,
+            "unsupported_scheme",
+            BearerError::InvalidRequest,
+            "authorization scheme is not Bearer".to_owned(),
+            &rule_name,
+        ));
+    }
+    // A presented token is verified on every route, public ones included: an invalid token
+    // is an error, not anonymous access.
+    let identity = match &found.token {
+        Some(token) => Some(config.verifier.verify(token, request.now).map_err(|err| {
+            denial(
+                401,
+                err.reason(),
+                BearerError::InvalidToken,
+                err.to_string(),
+                &rule_name,
+            )
+        })?),
+        None => None,
+    };
+    let requirement = match rule {
+        RuleMatch::Rule(rule) => &rule.requirement,
+        RuleMatch::Default(DefaultAction::Allow) => &Requirement::Public,
+        RuleMatch::Default(DefaultAction::Deny) => {
+            return Err(denial(
+                403,
+                "no_matching_rule",
+                BearerError::None,
+                "no access rule matches this request".to_owned(),
+                &rule_name,
+            ))
+        }
+    };
+    check_requirement(requirement, identity.as_ref(), &rule_name)?;
+    Ok(identity)
+}
+
+fn check_requirement(
+    requirement: &Requirement,
+    identity: Option<&VerifiedToken>,
+    rule: &str,
+) -> Result<(), Denial> {
+    let missing = || {
+        denial(
+            401,
+            "missing_token",
+            BearerError::None,
+            "a bearer token is required".to_owned(),
+            rule,
+        )
+    };
+    match requirement {
+        Requirement::Public => Ok(()),
+        Requirement::Authenticated => identity.map(|_| ()).ok_or_else(missing),
+        Requirement::AnyRole(roles) => {
+            let token = identity.ok_or_else(missing)?;
+            if token.roles.iter().any(|role| roles.contains(role)) {
+                Ok(())
+            } else {
+                Err(denial(
+                    403,
+                    "role_missing",
+                    BearerError::InsufficientScope,
+                    "token lacks a role this route requires".to_owned(),
+                    rule,
+                ))
+            }
+        }
+    }
+}
+
+fn denial(
+    status: u16,
+    reason: &'static str,
+    bearer_error: BearerError,
+    description: String,
+    rule: &str,
+) -> Denial {
+    Denial {
+        status,
+        reason,
+        bearer_error,
+        description,
+        rule: rule.to_owned(),
+    }
+}
+
+fn path_denial(err: PathError) -> Denial {
+    denial(
+        400,
+        "path_invalid",
+        BearerError::None,
+        err.to_string(),
+        "none",
+    )
+}
+
+#[cfg(test)]
+mod tests;

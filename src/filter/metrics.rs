@@ -1,0 +1,75 @@
+//! Counters exposed through Envoy's stats. Envoy lists them under the `wasmcustom.` prefix.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use log::warn;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+use crate::decision::Denial;
+
+/// Counter ids, defined once per VM; per-reason and per-rule counters are defined on first use.
+pub struct Metrics {
+    requests_allowed: Option<u32>,
+    requests_denied: Option<u32>,
+    dry_run_denied: Option<u32>,
+    by_name: RefCell<HashMap<String, Option<u32>>>,
+}
+
+impl Metrics {
+    /// Defines the fixed counters.
+    pub fn define() -> Self {
+        Self {
+            requests_allowed: define("meshguard.requests_allowed"),
+            requests_denied: define("meshguard.requests_denied"),
+            dry_run_denied: define("meshguard.dry_run_denied"),
+            by_name: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Counts an admitted request, and the denial a dry-run rule let through.
+    pub fn count_allowed(&self, dry_run_denial: Option<&Denial>) {
+        increment(self.requests_allowed);
+        if let Some(denial) = dry_run_denial {
+            increment(self.dry_run_denied);
+            self.increment_named(&format!("meshguard.dry_run.reason.{}", denial.reason));
+        }
+    }
+
+    /// Counts a refused request by reason and by rule.
+    pub fn count_denied(&self, denial: &Denial) {
+        increment(self.requests_denied);
+        self.increment_named(&format!("meshguard.denied.reason.{}", denial.reason));
+        self.increment_named(&format!("meshguard.denied.rule.{}", denial.rule));
+    }
+
+    /// Increments the counter `name`, defining it on first use.
+    pub fn increment_named(&self, name: &str) {
+        let id = {
+            let mut by_name = self.by_name.borrow_mut();
+            *by_name
+                .entry(name.to_owned())
+                .or_insert_with(|| define(name))
+        };
+        increment(id);
+    }
+}
+
+fn define(name: &str) -> Option<u32> {
+    match hostcalls::define_metric(MetricType::Counter, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            warn!("meshguard: failed to define metric {name}: {status:?}");
+            None
+        }
+    }
+}
+
+fn increment(id: Option<u32>) {
+    if let Some(id) = id {
+        if let Err(status) = hostcalls::increment_metric(id, 1) {
+            warn!("meshguard: failed to increment metric {id}: {status:?}");
+        }
+    }
+}
