@@ -94,11 +94,17 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
         method: request.method,
     };
     let rule = config.access.find(&target);
-    let verdict = check(config, request, normalized.query.as_deref(), &rule);
-    let (identity, dry_run_denial) = match verdict {
-        Ok(identity) => (identity, None),
-        Err(denial) if is_dry_run(&rule) => (None, Some(denial)),
-        Err(denial) => return Decision::Deny(denial),
+    let (identity, failure) = match identify(config, request, normalized.query.as_deref(), &rule) {
+        Err(denial) => (None, Some(denial)),
+        Ok(identity) => {
+            let failure = require(&rule, identity.as_ref()).err();
+            (identity, failure)
+        }
+    };
+    let dry_run_denial = match failure {
+        None => None,
+        Some(denial) if is_dry_run(&rule) => Some(denial),
+        Some(denial) => return Decision::Deny(denial),
     };
     let new_path = normalized.to_header_value();
     let admission = Admission {
@@ -132,8 +138,8 @@ fn removed_headers(config: &Config) -> Vec<String> {
     names
 }
 
-/// Extracts and verifies the token, then applies the rule's requirement.
-fn check(
+/// Extracts and verifies the request's token, if it carries one.
+fn identify(
     config: &Config,
     request: &RequestHead<'_>,
     query: Option<&str>,
@@ -175,6 +181,12 @@ fn check(
         })?),
         None => None,
     };
+    Ok(identity)
+}
+
+/// Applies the rule's requirement to the verified identity.
+fn require(rule: &RuleMatch<'_>, identity: Option<&VerifiedToken>) -> Result<(), Denial> {
+    let rule_name = rule.name();
     let requirement = match rule {
         RuleMatch::Rule(rule) => &rule.requirement,
         RuleMatch::Default(DefaultAction::Allow) => &Requirement::Public,
@@ -184,12 +196,11 @@ fn check(
                 "no_matching_rule",
                 BearerError::None,
                 "no access rule matches this request".to_owned(),
-                &rule_name,
+                rule_name,
             ))
         }
     };
-    check_requirement(requirement, identity.as_ref(), &rule_name)?;
-    Ok(identity)
+    check_requirement(requirement, identity, rule_name)
 }
 
 fn check_requirement(

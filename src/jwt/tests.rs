@@ -314,7 +314,7 @@ fn rejects_truncated_tokens() {
     let token = sign("rsa", "RS256", &claims());
     let truncated_signature = &token[..token.len() - 10];
     assert!(verify(&v, truncated_signature).is_err());
-    let two_parts: String = token.rsplitn(2, '.').nth(1).unwrap().to_owned();
+    let two_parts: String = token.rsplit_once('.').unwrap().0.to_owned();
     assert!(matches!(
         verify(&v, &two_parts).unwrap_err(),
         TokenError::Malformed(_)
@@ -490,7 +490,7 @@ fn hmac_secret_from_environment() {
     }))
     .unwrap();
     let env = |name: &str| (name == "SECRET").then(|| "s".repeat(32));
-    let v = Verifier::compile(&[settings.clone()], 8192, &env).unwrap();
+    let v = Verifier::compile(std::slice::from_ref(&settings), 8192, &env).unwrap();
     let token = SigningKey::hmac("k1", "s".repeat(32).as_bytes())
         .sign("HS256", &claims(), &json!({}))
         .unwrap();
