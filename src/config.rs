@@ -155,7 +155,12 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let sources = TokenSources::compile(&settings.token)?;
-        let verifier = Verifier::compile(&settings.providers, sources.max_token_bytes(), env)?;
+        let verifier = Verifier::compile_with_cache(
+            &settings.providers,
+            sources.max_token_bytes(),
+            sources.cache_size(),
+            env,
+        )?;
         let access = AccessPolicy::compile(&settings.rules, settings.default_action)?;
         if access.needs_tokens() && settings.providers.is_empty() {
             return Err(ConfigError::new(

@@ -1,6 +1,8 @@
 //! What decides a request: path normalization, rule lookup, token extraction and
 //! verification, and the rule's requirement. Host-independent, so it is tested natively.
 
+use std::rc::Rc;
+
 use crate::access::{DefaultAction, Requirement, RuleMatch};
 use crate::config::Config;
 use crate::jwt::VerifiedToken;
@@ -61,7 +63,7 @@ pub struct Denial {
 pub struct Admission {
     /// Name of the rule that decided, or `default`.
     pub rule: String,
-    pub identity: Option<VerifiedToken>,
+    pub identity: Option<Rc<VerifiedToken>>,
     /// Headers to remove from the request.
     pub remove_headers: Vec<String>,
     /// Headers to add after the removal.
@@ -97,7 +99,7 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
     let (identity, failure) = match identify(config, request, normalized.query.as_deref(), &rule) {
         Err(denial) => (None, Some(denial)),
         Ok(identity) => {
-            let failure = require(&rule, identity.as_ref()).err();
+            let failure = require(&rule, identity.as_deref()).err();
             (identity, failure)
         }
     };
@@ -109,7 +111,7 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
     let new_path = normalized.to_header_value();
     let admission = Admission {
         rule: rule.name().to_owned(),
-        remove_headers: removed_headers(config),
+        remove_headers: removed_headers(config, request.headers),
         add_headers: identity
             .as_ref()
             .map(|token| config.claim_headers.values(token))
@@ -126,13 +128,17 @@ fn is_dry_run(rule: &RuleMatch<'_>) -> bool {
     matches!(rule, RuleMatch::Rule(rule) if rule.dry_run)
 }
 
-fn removed_headers(config: &Config) -> Vec<String> {
+/// Names of the claim headers, and of `Authorization` unless it is forwarded, that the
+/// request carries; absent ones need no host call to remove.
+fn removed_headers(config: &Config, headers: &[(String, Vec<u8>)]) -> Vec<String> {
+    let present = |name: &str| headers.iter().any(|(n, _)| n == name);
     let mut names: Vec<String> = config
         .claim_headers
         .header_names()
+        .filter(|name| present(name))
         .map(str::to_owned)
         .collect();
-    if !config.forward_authorization {
+    if !config.forward_authorization && present("authorization") {
         names.push("authorization".to_owned());
     }
     names
@@ -144,7 +150,7 @@ fn identify(
     request: &RequestHead<'_>,
     query: Option<&str>,
     rule: &RuleMatch<'_>,
-) -> Result<Option<VerifiedToken>, Denial> {
+) -> Result<Option<Rc<VerifiedToken>>, Denial> {
     let rule_name = rule.name().to_owned();
     let found = config
         .sources

@@ -171,6 +171,27 @@ impl SecurityHeaders {
         Ok(Self { set, remove })
     }
 
+    /// Applies the header set to a response's headers: sets each header (replacing every
+    /// upstream value, or only when absent if `overwrite` is false) and removes the `remove`
+    /// list. Returns whether anything changed.
+    pub fn apply(&self, headers: &mut Vec<(String, Vec<u8>)>) -> bool {
+        let before = headers.len();
+        let mut changed = false;
+        headers.retain(|(name, _)| {
+            let drop = self.remove.iter().any(|r| r == name)
+                || self.set.iter().any(|h| h.overwrite && &h.name == name);
+            changed |= drop;
+            !drop
+        });
+        for header in &self.set {
+            if header.overwrite || !headers.iter().any(|(name, _)| name == &header.name) {
+                headers.push((header.name.clone(), header.value.clone().into_bytes()));
+                changed = true;
+            }
+        }
+        changed || headers.len() != before
+    }
+
     /// Headers for a reply the filter sends itself, where no upstream value exists.
     pub fn for_local_reply(&self) -> impl Iterator<Item = (&str, &str)> {
         self.set.iter().map(|h| (h.name.as_str(), h.value.as_str()))
@@ -268,6 +289,78 @@ mod tests {
             value(&h, "cross-origin-opener-policy").unwrap().value,
             "same-origin"
         );
+    }
+
+    fn response(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn values_of<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Vec<&'a [u8]> {
+        headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    #[test]
+    fn apply_replaces_upstream_values_and_removes_server() {
+        let h = compile("{}").unwrap();
+        let mut headers = response(&[
+            (":status", "200"),
+            ("server", "upstream"),
+            ("x-frame-options", "ALLOWALL"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("content-type", "text/plain"),
+        ]);
+        assert!(h.apply(&mut headers));
+        assert_eq!(
+            values_of(&headers, "x-frame-options"),
+            vec![b"DENY".as_slice()]
+        );
+        assert!(values_of(&headers, "server").is_empty());
+        assert_eq!(values_of(&headers, ":status"), vec![b"200".as_slice()]);
+        assert_eq!(
+            values_of(&headers, "content-type"),
+            vec![b"text/plain".as_slice()]
+        );
+        assert_eq!(
+            values_of(&headers, "x-content-type-options"),
+            vec![b"nosniff".as_slice()]
+        );
+    }
+
+    #[test]
+    fn apply_keeps_upstream_value_when_not_overwriting() {
+        let h = compile(r#"{"content_security_policy": {"overwrite": false}}"#).unwrap();
+        let mut headers = response(&[("content-security-policy", "default-src https:")]);
+        h.apply(&mut headers);
+        assert_eq!(
+            values_of(&headers, "content-security-policy"),
+            vec![b"default-src https:".as_slice()]
+        );
+        let mut headers = response(&[]);
+        h.apply(&mut headers);
+        assert_eq!(values_of(&headers, "content-security-policy").len(), 1);
+    }
+
+    #[test]
+    fn apply_reports_no_change_when_nothing_to_do() {
+        let settings: SecurityHeaderSettings = serde_json::from_str(
+            r#"{"strict_transport_security": {"enabled": false},
+                "content_security_policy": {"enabled": false},
+                "x_content_type_options": {"enabled": false},
+                "x_frame_options": {"enabled": false},
+                "referrer_policy": {"enabled": false},
+                "permissions_policy": {"enabled": false}}"#,
+        )
+        .unwrap();
+        let h = SecurityHeaders::compile(&settings).unwrap();
+        let mut headers = response(&[(":status", "200")]);
+        assert!(!h.apply(&mut headers));
     }
 
     #[test]

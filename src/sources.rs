@@ -21,6 +21,10 @@ pub struct TokenSettings {
     /// Tokens larger than this are rejected before parsing.
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
+    /// Number of verified tokens kept per Wasm VM so repeated tokens skip the signature
+    /// check; 0 disables the cache.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
 }
 
 impl Default for TokenSettings {
@@ -28,12 +32,20 @@ impl Default for TokenSettings {
         Self {
             sources: default_sources(),
             max_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            cache_size: DEFAULT_CACHE_SIZE,
         }
     }
 }
 
 fn default_sources() -> Vec<SourceSettings> {
     vec![SourceSettings::Bearer]
+}
+
+/// Default number of cached verified tokens.
+pub const DEFAULT_CACHE_SIZE: usize = 1000;
+
+fn default_cache_size() -> usize {
+    DEFAULT_CACHE_SIZE
 }
 
 fn default_max_bytes() -> usize {
@@ -94,6 +106,7 @@ impl SourceError {
 pub struct TokenSources {
     sources: Vec<SourceSettings>,
     max_bytes: usize,
+    cache_size: usize,
 }
 
 impl TokenSources {
@@ -116,10 +129,23 @@ impl TokenSources {
         for (i, source) in settings.sources.iter().enumerate() {
             sources.push(compile_source(source, &format!("token.sources[{i}]"))?);
         }
+        if settings.cache_size > 100_000 {
+            return Err(ConfigError::invalid(
+                "token.cache_size",
+                &settings.cache_size.to_string(),
+                "expected 0 to 100000",
+            ));
+        }
         Ok(Self {
             sources,
             max_bytes: settings.max_bytes,
+            cache_size: settings.cache_size,
         })
+    }
+
+    /// Number of verified tokens to cache.
+    pub fn cache_size(&self) -> usize {
+        self.cache_size
     }
 
     /// Maximum token size in bytes.

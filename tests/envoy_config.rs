@@ -11,16 +11,18 @@ use meshguard_dev::envoy::{validate, Envoy, EnvoyConfig};
 use meshguard_dev::workspace_root;
 use serde_json::{json, Value};
 
+/// Every Envoy bootstrap the repository ships: `envoy/envoy*.yaml` and `bench/envoy-*.yaml`.
 fn shipped_envoy_configs() -> Vec<PathBuf> {
-    let dir = workspace_root().join("envoy");
-    let mut configs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
+    let mut configs = Vec::new();
+    for dir in ["envoy", "bench"] {
+        for entry in std::fs::read_dir(workspace_root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            name.starts_with("envoy") && name.ends_with(".yaml")
-        })
-        .collect();
+            if name.starts_with("envoy") && name.ends_with(".yaml") {
+                configs.push(path);
+            }
+        }
+    }
     configs.sort();
     configs
 }
@@ -57,12 +59,14 @@ fn shipped_plugin_config() -> Value {
 
 #[test]
 fn envoy_yaml_embeds_meshguard_json() {
-    let embedded = inline_plugin_config(&workspace_root().join("envoy/envoy.yaml"));
-    assert_eq!(
-        embedded,
-        shipped_plugin_config(),
-        "envoy/envoy.yaml must embed envoy/meshguard.json unchanged"
-    );
+    for file in ["envoy/envoy.yaml", "bench/envoy-meshguard.yaml"] {
+        let embedded = inline_plugin_config(&workspace_root().join(file));
+        assert_eq!(
+            embedded,
+            shipped_plugin_config(),
+            "{file} must embed envoy/meshguard.json unchanged"
+        );
+    }
 }
 
 #[test]

@@ -91,9 +91,18 @@ fn public_route_needs_no_token() {
 #[test]
 fn claim_headers_always_removed_and_set_from_token() {
     let c = config(json!({}));
-    let a = admission(get(&c, "/public/x", &[]));
+    let spoofed = vec![
+        ("x-user".to_owned(), b"mallory".to_vec()),
+        ("authorization".to_owned(), b"Basic YTpi".to_vec()),
+    ];
+    let a = admission(get(&c, "/public/x", &spoofed));
     assert!(a.remove_headers.contains(&"x-user".to_owned()));
     assert!(a.remove_headers.contains(&"authorization".to_owned()));
+    let a = admission(get(&c, "/public/x", &[]));
+    assert!(
+        a.remove_headers.is_empty(),
+        "absent headers need no removal"
+    );
     let a = admission(get(&c, "/admin", &bearer(&token(&["admin"]))));
     assert_eq!(
         a.add_headers,
@@ -104,7 +113,7 @@ fn claim_headers_always_removed_and_set_from_token() {
 #[test]
 fn authorization_kept_when_forwarded() {
     let c = config(json!({"forward_authorization": true}));
-    let a = admission(get(&c, "/public/x", &[]));
+    let a = admission(get(&c, "/public/x", &bearer(&token(&[]))));
     assert!(!a.remove_headers.contains(&"authorization".to_owned()));
 }
 

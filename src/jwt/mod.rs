@@ -6,10 +6,14 @@
 
 mod keys;
 
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use lru::LruCache;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -192,11 +196,32 @@ pub struct VerifiedToken {
     pub claims: Map<String, Value>,
 }
 
-/// Every configured provider, looked up by issuer.
-#[derive(Debug, Default)]
+/// The time claims of a token, kept with cached tokens so they are checked on every use.
+#[derive(Debug, Clone, Copy)]
+struct TimeClaims {
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+}
+
+/// A verified token in the cache, with what must be checked again at each use.
+#[derive(Debug)]
+struct CachedToken {
+    provider: usize,
+    times: TimeClaims,
+    token: Rc<VerifiedToken>,
+}
+
+/// Every configured provider, looked up by issuer, and a cache of verified tokens.
+///
+/// The cache is keyed by the whole token text, so an entry is only ever used for the
+/// byte-identical token; `exp`, `nbf` and `iat` are checked again on every use. Rejected
+/// tokens are not cached. Wasm VMs are single-threaded, hence `RefCell`.
+#[derive(Debug)]
 pub struct Verifier {
     providers: Vec<Provider>,
     max_token_bytes: usize,
+    cache: Option<RefCell<LruCache<String, CachedToken>>>,
 }
 
 impl Verifier {
@@ -204,6 +229,16 @@ impl Verifier {
     pub fn compile(
         settings: &[ProviderSettings],
         max_token_bytes: usize,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::compile_with_cache(settings, max_token_bytes, 0, env)
+    }
+
+    /// Compiles the providers with a cache of up to `cache_size` verified tokens (0: none).
+    pub fn compile_with_cache(
+        settings: &[ProviderSettings],
+        max_token_bytes: usize,
+        cache_size: usize,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let mut providers = Vec::with_capacity(settings.len());
@@ -225,29 +260,70 @@ impl Verifier {
         Ok(Self {
             providers,
             max_token_bytes,
+            cache: NonZeroUsize::new(cache_size).map(|size| RefCell::new(LruCache::new(size))),
         })
     }
 
     /// Verifies a compact JWS token at time `now` (seconds since the Unix epoch).
-    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, TokenError> {
+    pub fn verify(&self, token: &str, now: u64) -> Result<Rc<VerifiedToken>, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge(self.max_token_bytes));
         }
+        if let Some(result) = self.verify_cached(token, now) {
+            return result;
+        }
+        let (provider, times, verified) = self.verify_uncached(token, now)?;
+        let verified = Rc::new(verified);
+        if let Some(cache) = &self.cache {
+            let entry = CachedToken {
+                provider,
+                times,
+                token: Rc::clone(&verified),
+            };
+            cache.borrow_mut().put(token.to_owned(), entry);
+        }
+        Ok(verified)
+    }
+
+    /// Returns the cached outcome for `token`, or `None` when it is not cached.
+    fn verify_cached(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Option<Result<Rc<VerifiedToken>, TokenError>> {
+        let mut cache = self.cache.as_ref()?.borrow_mut();
+        let entry = cache.get(token)?;
+        let provider = self.providers.get(entry.provider)?;
+        match provider.check_times(&entry.times, now) {
+            Ok(()) => Some(Ok(Rc::clone(&entry.token))),
+            Err(err) => {
+                cache.pop(token);
+                Some(Err(err))
+            }
+        }
+    }
+
+    fn verify_uncached(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<(usize, TimeClaims, VerifiedToken), TokenError> {
         let parts = split_token(token)?;
         let header = decode_json_object(parts.header, "header is not a base64url JSON object")?;
         let alg = header_alg(&header)?;
         check_critical(&header)?;
         let claims = decode_json_object(parts.payload, "payload is not a base64url JSON object")?;
-        let provider = self.provider_for(&claims)?;
+        let index = self.provider_for(&claims)?;
+        let provider = &self.providers[index];
         let signature = URL_SAFE_NO_PAD
             .decode(parts.signature)
             .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
         provider.verify_signature(&header, alg, parts.signed.as_bytes(), &signature)?;
-        provider.check_claims(&claims, now)?;
-        Ok(provider.verified(claims))
+        let times = provider.check_claims(&claims, now)?;
+        Ok((index, times, provider.verified(claims)))
     }
 
-    fn provider_for(&self, claims: &Map<String, Value>) -> Result<&Provider, TokenError> {
+    fn provider_for(&self, claims: &Map<String, Value>) -> Result<usize, TokenError> {
         let issuer = match claims.get("iss") {
             Some(Value::String(issuer)) => issuer,
             Some(_) => return Err(TokenError::InvalidClaim("iss")),
@@ -255,7 +331,7 @@ impl Verifier {
         };
         self.providers
             .iter()
-            .find(|p| &p.issuer == issuer)
+            .position(|p| &p.issuer == issuer)
             .ok_or(TokenError::UnknownIssuer)
     }
 }
@@ -502,27 +578,38 @@ impl Provider {
         }
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<(), TokenError> {
+    fn check_claims(
+        &self,
+        claims: &Map<String, Value>,
+        now: u64,
+    ) -> Result<TimeClaims, TokenError> {
+        let times = TimeClaims {
+            exp: numeric_claim(claims, "exp")?,
+            nbf: numeric_claim(claims, "nbf")?,
+            iat: numeric_claim(claims, "iat")?,
+        };
+        self.check_times(&times, now)?;
+        self.check_audience(claims)?;
+        self.check_token_type(claims)?;
+        self.check_revocation(claims)?;
+        Ok(times)
+    }
+
+    fn check_times(&self, times: &TimeClaims, now: u64) -> Result<(), TokenError> {
         let now = now as f64;
         let leeway = self.leeway as f64;
-        match numeric_claim(claims, "exp")? {
+        match times.exp {
             Some(exp) if now >= exp + leeway => return Err(TokenError::Expired),
             None if self.require_expiration => return Err(TokenError::MissingExpiration),
             _ => {}
         }
-        if let Some(nbf) = numeric_claim(claims, "nbf")? {
-            if now + leeway < nbf {
-                return Err(TokenError::NotYetValid);
-            }
+        if times.nbf.is_some_and(|nbf| now + leeway < nbf) {
+            return Err(TokenError::NotYetValid);
         }
-        if let Some(iat) = numeric_claim(claims, "iat")? {
-            if now + leeway < iat {
-                return Err(TokenError::IssuedInFuture);
-            }
+        if times.iat.is_some_and(|iat| now + leeway < iat) {
+            return Err(TokenError::IssuedInFuture);
         }
-        self.check_audience(claims)?;
-        self.check_token_type(claims)?;
-        self.check_revocation(claims)
+        Ok(())
     }
 
     fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {

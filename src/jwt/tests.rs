@@ -3,6 +3,8 @@ use base64::Engine as _;
 use meshguard_dev::tokens::{hmac_signature, now, signing_input, SigningKey};
 use serde_json::{json, Value};
 
+use std::rc::Rc;
+
 use super::*;
 
 const ISSUER: &str = "https://issuer.test";
@@ -67,7 +69,7 @@ fn sign(key_name: &str, alg: &str, claims: &Value) -> String {
     key(key_name).sign(alg, claims, &json!({})).unwrap()
 }
 
-fn verify(v: &Verifier, token: &str) -> Result<VerifiedToken, TokenError> {
+fn verify(v: &Verifier, token: &str) -> Result<Rc<VerifiedToken>, TokenError> {
     v.verify(token, now())
 }
 
@@ -549,4 +551,63 @@ fn garbage_never_panics() {
     for token in samples {
         assert!(verify(&v, token).is_err(), "{token:?}");
     }
+}
+
+fn cached_verifier() -> Verifier {
+    let settings = provider(vec![key("rsa").public_jwk(Some("RS256"))], json!({}));
+    Verifier::compile_with_cache(&[settings], 8192, 16, &no_env).unwrap()
+}
+
+#[test]
+fn cached_token_is_checked_for_expiry_again() {
+    let v = cached_verifier();
+    let jwt = sign("rsa", "RS256", &claims());
+    let first = v.verify(&jwt, now()).unwrap();
+    let second = v.verify(&jwt, now()).unwrap();
+    assert!(
+        Rc::ptr_eq(&first, &second),
+        "second use should come from the cache"
+    );
+    assert_eq!(
+        v.verify(&jwt, now() + 3600).unwrap_err(),
+        TokenError::Expired
+    );
+}
+
+#[test]
+fn cache_never_serves_a_different_token() {
+    let v = cached_verifier();
+    let jwt = sign("rsa", "RS256", &claims());
+    v.verify(&jwt, now()).unwrap();
+    let mut tampered = jwt.clone();
+    tampered.pop();
+    tampered.push('A');
+    if tampered != jwt {
+        assert!(v.verify(&tampered, now()).is_err());
+    }
+    let two = format!("{jwt} ");
+    assert!(v.verify(&two, now()).is_err());
+}
+
+#[test]
+fn cache_is_bounded() {
+    let settings = provider(vec![key("hs256").public_jwk(Some("HS256"))], json!({}));
+    let v = Verifier::compile_with_cache(&[settings], 8192, 2, &no_env).unwrap();
+    let tokens: Vec<String> = (0..3)
+        .map(|i| {
+            sign(
+                "hs256",
+                "HS256",
+                &with(claims(), json!({"jti": format!("t{i}")})),
+            )
+        })
+        .collect();
+    let first = v.verify(&tokens[0], now()).unwrap();
+    v.verify(&tokens[1], now()).unwrap();
+    v.verify(&tokens[2], now()).unwrap();
+    let again = v.verify(&tokens[0], now()).unwrap();
+    assert!(
+        !Rc::ptr_eq(&first, &again),
+        "the oldest entry should have been evicted"
+    );
 }
