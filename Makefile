@@ -33,7 +33,7 @@ export ENVOY_BIN
 SUB ?= alice
 ROLES ?=
 
-.PHONY: build run token test unit integration lint bench wasm-target redis clean
+.PHONY: build run token test unit integration lint bench wasm-target redis validate-k8s clean
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -80,6 +80,18 @@ lint: wasm-target
 bench: build $(ENVOY_DEP) redis
 	bench/envoy.sh
 	$(CARGO) bench -p meshguard --bench waf
+
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+
+$(VENV)/bin/kubernetes-validate:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+
+## validate-k8s: the core Kubernetes resources in istio/ against the Kubernetes schemas, unknown
+## fields rejected (the Istio kinds are checked by tests/istio_manifests.rs)
+validate-k8s: $(VENV)/bin/kubernetes-validate
+	$(VENV)/bin/kubernetes-validate --strict --quiet --no-warn istio/*.yaml
 
 clean:
 	$(CARGO) clean
