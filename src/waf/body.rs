@@ -1,0 +1,713 @@
+//! Request bodies: choosing whether to inspect, and walking JSON, form and multipart bodies.
+
+use super::head::{self, trim};
+use super::inspect::{Scan, ValueOptions};
+use super::rules::RuleId;
+use super::target::TargetKind;
+
+/// Maximum nesting of JSON arrays and objects. Deeper documents are inspected as text.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// How a body is parsed for inspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `application/json` and `*/*+json`.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data`.
+    Multipart,
+    /// `text/*`, XML, GraphQL, and bodies without a `Content-Type`.
+    Text,
+}
+
+/// What the glue does with the request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// Forward the body without inspection (mode off, or a content type that is not
+    /// inspected, such as images or `application/octet-stream`).
+    Skip,
+    /// Buffer the whole body; if it grows past `max_bytes`, answer `over_limit_status`
+    /// without forwarding it, else pass it to [`super::Waf::inspect_body`].
+    Inspect {
+        kind: BodyKind,
+        max_bytes: usize,
+        over_limit_status: u16,
+    },
+    /// More than one distinct `Content-Type`, or a list of types in one header: answer 400.
+    ConflictingContentType,
+}
+
+/// Returns the lowercase media type of a `Content-Type` value (the part before `;`).
+fn media_type(value: &[u8]) -> String {
+    let end = memchr::memchr(b';', value).unwrap_or(value.len());
+    String::from_utf8_lossy(trim(&value[..end])).to_ascii_lowercase()
+}
+
+pub(crate) fn body_kind(content_type: Option<&[u8]>) -> Option<BodyKind> {
+    let Some(value) = content_type else {
+        return Some(BodyKind::Text);
+    };
+    let media = media_type(value);
+    if media.is_empty() {
+        return Some(BodyKind::Text);
+    }
+    if media == "application/json" || media.ends_with("+json") || media == "text/json" {
+        Some(BodyKind::Json)
+    } else if media == "application/x-www-form-urlencoded" {
+        Some(BodyKind::Form)
+    } else if media == "multipart/form-data" {
+        Some(BodyKind::Multipart)
+    } else if media.starts_with("text/")
+        || media.ends_with("/xml")
+        || media.ends_with("+xml")
+        || media == "application/graphql"
+        || media == "application/javascript"
+    {
+        Some(BodyKind::Text)
+    } else {
+        None
+    }
+}
+
+/// Chooses the body plan from the request headers.
+pub(crate) fn plan(
+    headers: &[(&str, &[u8])],
+    max_bytes: usize,
+    over_limit_status: u16,
+) -> BodyPlan {
+    let mut content_type: Option<&[u8]> = None;
+    for (name, value) in headers {
+        if !name.eq_ignore_ascii_case("content-type") {
+            continue;
+        }
+        let value = trim(value);
+        let media_end = memchr::memchr(b';', value).unwrap_or(value.len());
+        if memchr::memchr(b',', &value[..media_end]).is_some() {
+            return BodyPlan::ConflictingContentType;
+        }
+        match content_type {
+            Some(previous) if !previous.eq_ignore_ascii_case(value) => {
+                return BodyPlan::ConflictingContentType;
+            }
+            _ => content_type = Some(value),
+        }
+    }
+    match body_kind(content_type) {
+        Some(kind) => BodyPlan::Inspect {
+            kind,
+            max_bytes,
+            over_limit_status,
+        },
+        None => BodyPlan::Skip,
+    }
+}
+
+/// Inspects a body of the given kind.
+pub(crate) fn inspect(
+    scan: &mut Scan<'_>,
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    inspect_file_uploads: bool,
+) {
+    let Some(kind) = body_kind(content_type) else {
+        return;
+    };
+    match kind {
+        BodyKind::Json => {
+            let mut walker = JsonWalker::new(body);
+            if walker.walk(scan).is_err() {
+                scan.structural(RuleId::INVALID_JSON, TargetKind::Body, "", "");
+                scan.value(body, TargetKind::Body, "", ValueOptions::PLAIN);
+            }
+        }
+        BodyKind::Form => head::inspect_pairs(scan, body, TargetKind::Form, TargetKind::FormName),
+        BodyKind::Multipart => {
+            let boundary = content_type.and_then(boundary_parameter);
+            let parsed = boundary.and_then(|b| multipart_parts(body, &b));
+            match parsed {
+                Some(parts) => {
+                    for part in parts {
+                        inspect_part(scan, &part, inspect_file_uploads);
+                    }
+                }
+                None => {
+                    scan.structural(RuleId::MALFORMED_MULTIPART, TargetKind::Body, "", "");
+                    let options = ValueOptions {
+                        anomalies: false,
+                        ..ValueOptions::PLAIN
+                    };
+                    scan.value(body, TargetKind::Body, "", options);
+                }
+            }
+        }
+        BodyKind::Text => scan.value(body, TargetKind::Body, "", ValueOptions::PLAIN),
+    }
+}
+
+#[derive(Debug)]
+struct JsonError;
+
+/// Validating JSON scanner that inspects keys and string values without building a tree.
+/// It tracks the JSON Pointer (RFC 6901) of the current value for target names.
+struct JsonWalker<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    pointer: String,
+    scratch: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+enum Container {
+    Object { pointer_len: usize },
+    Array { pointer_len: usize, index: usize },
+}
+
+impl<'a> JsonWalker<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        JsonWalker {
+            bytes,
+            pos: 0,
+            pointer: String::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn skip_space(&mut self) {
+        while self
+            .bytes
+            .get(self.pos)
+            .is_some_and(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), JsonError> {
+        self.skip_space();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(JsonError)
+        }
+    }
+
+    fn walk(&mut self, scan: &mut Scan<'_>) -> Result<(), JsonError> {
+        let mut stack: Vec<Container> = Vec::new();
+        self.value(scan, &mut stack)?;
+        loop {
+            self.skip_space();
+            let Some(top) = stack.last_mut() else { break };
+            match top {
+                Container::Object { pointer_len } => {
+                    let pointer_len = *pointer_len;
+                    self.pointer.truncate(pointer_len);
+                    match self.peek() {
+                        Some(b',') => {
+                            self.pos += 1;
+                            self.member(scan, &mut stack, pointer_len)?;
+                        }
+                        Some(b'}') => {
+                            self.pos += 1;
+                            stack.pop();
+                        }
+                        _ => return Err(JsonError),
+                    }
+                }
+                Container::Array { pointer_len, index } => {
+                    let pointer_len = *pointer_len;
+                    self.pointer.truncate(pointer_len);
+                    match self.peek() {
+                        Some(b',') => {
+                            self.pos += 1;
+                            *index += 1;
+                            let index = *index;
+                            self.push_index(index);
+                            self.value(scan, &mut stack)?;
+                        }
+                        Some(b']') => {
+                            self.pos += 1;
+                            stack.pop();
+                        }
+                        _ => return Err(JsonError),
+                    }
+                }
+            }
+        }
+        self.skip_space();
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(JsonError)
+        }
+    }
+
+    fn push_index(&mut self, index: usize) {
+        use std::fmt::Write;
+        self.pointer.push('/');
+        let _ = write!(self.pointer, "{index}");
+    }
+
+    /// Reads `"key": value` inside an object whose pointer has length `pointer_len`.
+    fn member(
+        &mut self,
+        scan: &mut Scan<'_>,
+        stack: &mut Vec<Container>,
+        pointer_len: usize,
+    ) -> Result<(), JsonError> {
+        self.skip_space();
+        if self.peek() != Some(b'"') {
+            return Err(JsonError);
+        }
+        let (start, end, escaped) = self.string_span()?;
+        let key = self.string_text(start, end, escaped)?;
+        self.pointer.truncate(pointer_len);
+        self.pointer.push('/');
+        for ch in key.chars() {
+            match ch {
+                '~' => self.pointer.push_str("~0"),
+                '/' => self.pointer.push_str("~1"),
+                ch => self.pointer.push(ch),
+            }
+        }
+        scan.value(
+            key.as_bytes(),
+            TargetKind::JsonKey,
+            &self.pointer,
+            ValueOptions::PLAIN,
+        );
+        self.expect(b':')?;
+        self.value(scan, stack)
+    }
+
+    /// Reads one value; containers are pushed on `stack` and continued by [`Self::walk`].
+    fn value(&mut self, scan: &mut Scan<'_>, stack: &mut Vec<Container>) -> Result<(), JsonError> {
+        self.skip_space();
+        match self.peek() {
+            Some(b'{') => {
+                self.pos += 1;
+                if stack.len() >= MAX_JSON_DEPTH {
+                    return Err(JsonError);
+                }
+                let pointer_len = self.pointer.len();
+                stack.push(Container::Object { pointer_len });
+                self.skip_space();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    stack.pop();
+                    return Ok(());
+                }
+                self.member(scan, stack, pointer_len)
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                if stack.len() >= MAX_JSON_DEPTH {
+                    return Err(JsonError);
+                }
+                let pointer_len = self.pointer.len();
+                stack.push(Container::Array {
+                    pointer_len,
+                    index: 0,
+                });
+                self.skip_space();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    stack.pop();
+                    return Ok(());
+                }
+                self.push_index(0);
+                self.value(scan, stack)
+            }
+            Some(b'"') => {
+                let (start, end, escaped) = self.string_span()?;
+                let text = self.string_text(start, end, escaped)?;
+                scan.value(
+                    text.as_bytes(),
+                    TargetKind::Json,
+                    &self.pointer,
+                    ValueOptions::PLAIN,
+                );
+                Ok(())
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.pos;
+                while self.peek().is_some_and(|b| {
+                    b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')
+                }) {
+                    self.pos += 1;
+                }
+                let number =
+                    std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|_| JsonError)?;
+                number.parse::<f64>().map(|_| ()).map_err(|_| JsonError)
+            }
+            _ => Err(JsonError),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
+        if self.bytes[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(JsonError)
+        }
+    }
+
+    /// Finds the end of the string starting at the current `"`. Returns the content range
+    /// and whether it contains escapes.
+    fn string_span(&mut self) -> Result<(usize, usize, bool), JsonError> {
+        self.pos += 1;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            let offset =
+                memchr::memchr3(b'"', b'\\', b'\n', &self.bytes[self.pos..]).ok_or(JsonError)?;
+            self.pos += offset;
+            match self.bytes[self.pos] {
+                b'"' => {
+                    let end = self.pos;
+                    self.pos += 1;
+                    if self.bytes[start..end].iter().any(|&b| b < 0x20) {
+                        return Err(JsonError);
+                    }
+                    return Ok((start, end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.pos += 2;
+                    if self.pos > self.bytes.len() {
+                        return Err(JsonError);
+                    }
+                }
+                _ => return Err(JsonError),
+            }
+        }
+    }
+
+    /// Returns the string's text, unescaping into a scratch buffer when needed.
+    fn string_text(
+        &mut self,
+        start: usize,
+        end: usize,
+        escaped: bool,
+    ) -> Result<std::borrow::Cow<'a, str>, JsonError> {
+        let raw = &self.bytes[start..end];
+        if !escaped {
+            return std::str::from_utf8(raw)
+                .map(std::borrow::Cow::Borrowed)
+                .map_err(|_| JsonError);
+        }
+        self.scratch.clear();
+        let mut i = 0;
+        while i < raw.len() {
+            let byte = raw[i];
+            if byte != b'\\' {
+                self.scratch.push(byte);
+                i += 1;
+                continue;
+            }
+            let escape = *raw.get(i + 1).ok_or(JsonError)?;
+            i += 2;
+            let ch = match escape {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let high = hex4(raw, i)?;
+                    i += 4;
+                    if (0xD800..0xDC00).contains(&high)
+                        && raw.get(i) == Some(&b'\\')
+                        && raw.get(i + 1) == Some(&b'u')
+                    {
+                        let low = hex4(raw, i + 2)?;
+                        if (0xDC00..0xE000).contains(&low) {
+                            i += 6;
+                            let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                            char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
+                        } else {
+                            char::REPLACEMENT_CHARACTER
+                        }
+                    } else {
+                        char::from_u32(high).unwrap_or(char::REPLACEMENT_CHARACTER)
+                    }
+                }
+                _ => return Err(JsonError),
+            };
+            let mut buffer = [0u8; 4];
+            self.scratch
+                .extend_from_slice(ch.encode_utf8(&mut buffer).as_bytes());
+        }
+        String::from_utf8(self.scratch.clone())
+            .map(std::borrow::Cow::Owned)
+            .map_err(|_| JsonError)
+    }
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Result<u32, JsonError> {
+    let digits = bytes.get(at..at + 4).ok_or(JsonError)?;
+    let text = std::str::from_utf8(digits).map_err(|_| JsonError)?;
+    u32::from_str_radix(text, 16).map_err(|_| JsonError)
+}
+
+/// Returns the `boundary` parameter of a multipart `Content-Type`.
+fn boundary_parameter(content_type: &[u8]) -> Option<Vec<u8>> {
+    for parameter in content_type.split(|&b| b == b';').skip(1) {
+        let parameter = trim(parameter);
+        let Some(at) = memchr::memchr(b'=', parameter) else {
+            continue;
+        };
+        if !trim(&parameter[..at]).eq_ignore_ascii_case(b"boundary") {
+            continue;
+        }
+        let value = trim(&parameter[at + 1..]);
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value);
+        if value.is_empty() || value.len() > 200 {
+            return None;
+        }
+        return Some(value.to_vec());
+    }
+    None
+}
+
+/// One part of a multipart body.
+struct Part<'a> {
+    name: Option<String>,
+    filename: Option<String>,
+    content: &'a [u8],
+}
+
+/// Splits a multipart body into parts. Returns `None` when the body does not follow the
+/// format: no opening delimiter, no closing delimiter, or a part without a
+/// `Content-Disposition: form-data` header.
+fn multipart_parts<'a>(body: &'a [u8], boundary: &[u8]) -> Option<Vec<Part<'a>>> {
+    let mut delimiter = Vec::with_capacity(boundary.len() + 4);
+    delimiter.extend_from_slice(b"--");
+    delimiter.extend_from_slice(boundary);
+    let finder = memchr::memmem::Finder::new(&delimiter);
+    let first = finder.find(body)?;
+    let mut rest = &body[first + delimiter.len()..];
+    let mut parts = Vec::new();
+    loop {
+        if rest.starts_with(b"--") {
+            return Some(parts);
+        }
+        rest = rest
+            .strip_prefix(b"\r\n")
+            .or_else(|| rest.strip_prefix(b"\n"))?;
+        let next = finder.find(rest)?;
+        let mut section = &rest[..next];
+        section = section
+            .strip_suffix(b"\r\n")
+            .or_else(|| section.strip_suffix(b"\n"))
+            .unwrap_or(section);
+        let (headers, content) = match memchr::memmem::find(section, b"\r\n\r\n") {
+            Some(at) => (&section[..at], &section[at + 4..]),
+            None => {
+                let at = memchr::memmem::find(section, b"\n\n")?;
+                (&section[..at], &section[at + 2..])
+            }
+        };
+        let (name, filename) = content_disposition(headers)?;
+        parts.push(Part {
+            name: Some(name),
+            filename,
+            content,
+        });
+        rest = &rest[next + delimiter.len()..];
+    }
+}
+
+/// Reads `name` and `filename` from a part's `Content-Disposition: form-data` header.
+fn content_disposition(headers: &[u8]) -> Option<(String, Option<String>)> {
+    for line in headers.split(|&b| b == b'\n') {
+        let line = trim(line);
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        if !trim(&line[..colon]).eq_ignore_ascii_case(b"content-disposition") {
+            continue;
+        }
+        let value = &line[colon + 1..];
+        let mut name = None;
+        let mut filename = None;
+        for parameter in value.split(|&b| b == b';') {
+            let parameter = trim(parameter);
+            let Some(at) = memchr::memchr(b'=', parameter) else {
+                continue;
+            };
+            let key = trim(&parameter[..at]).to_ascii_lowercase();
+            let raw = trim(&parameter[at + 1..]);
+            let unquoted = raw
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(raw);
+            let text = String::from_utf8_lossy(unquoted).into_owned();
+            match key.as_slice() {
+                b"name" => name = Some(text),
+                b"filename" | b"filename*" => filename = Some(text),
+                _ => {}
+            }
+        }
+        return name.map(|name| (name, filename));
+    }
+    None
+}
+
+fn inspect_part(scan: &mut Scan<'_>, part: &Part<'_>, inspect_file_uploads: bool) {
+    let name = part.name.as_deref().unwrap_or("");
+    scan.value(
+        name.as_bytes(),
+        TargetKind::MultipartName,
+        name,
+        ValueOptions::PLAIN,
+    );
+    match &part.filename {
+        Some(filename) => {
+            scan.value(
+                filename.as_bytes(),
+                TargetKind::MultipartFilename,
+                name,
+                ValueOptions::PLAIN,
+            );
+            if inspect_file_uploads {
+                let options = ValueOptions {
+                    anomalies: false,
+                    ..ValueOptions::PLAIN
+                };
+                scan.value(part.content, TargetKind::Multipart, name, options);
+            }
+        }
+        None => scan.value(
+            part.content,
+            TargetKind::Multipart,
+            name,
+            ValueOptions::PLAIN,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_map_to_kinds() {
+        assert_eq!(
+            body_kind(Some(b"application/json; charset=utf-8")),
+            Some(BodyKind::Json)
+        );
+        assert_eq!(
+            body_kind(Some(b"application/vnd.api+json")),
+            Some(BodyKind::Json)
+        );
+        assert_eq!(
+            body_kind(Some(b"Application/X-WWW-Form-Urlencoded")),
+            Some(BodyKind::Form)
+        );
+        assert_eq!(
+            body_kind(Some(b"multipart/form-data; boundary=x")),
+            Some(BodyKind::Multipart)
+        );
+        assert_eq!(body_kind(Some(b"text/plain")), Some(BodyKind::Text));
+        assert_eq!(
+            body_kind(Some(b"application/soap+xml")),
+            Some(BodyKind::Text)
+        );
+        assert_eq!(body_kind(None), Some(BodyKind::Text));
+        assert_eq!(body_kind(Some(b"image/png")), None);
+        assert_eq!(body_kind(Some(b"application/octet-stream")), None);
+    }
+
+    #[test]
+    fn conflicting_content_types() {
+        let json: &[u8] = b"application/json";
+        let text: &[u8] = b"text/plain";
+        assert_eq!(
+            plan(&[("content-type", json), ("content-type", text)], 10, 413),
+            BodyPlan::ConflictingContentType
+        );
+        assert_eq!(
+            plan(
+                &[("content-type", b"application/json, text/plain")],
+                10,
+                413
+            ),
+            BodyPlan::ConflictingContentType
+        );
+        assert_eq!(
+            plan(&[("content-type", json), ("content-type", json)], 10, 413),
+            BodyPlan::Inspect {
+                kind: BodyKind::Json,
+                max_bytes: 10,
+                over_limit_status: 413
+            }
+        );
+        assert_eq!(
+            plan(
+                &[("content-type", b"multipart/form-data; boundary=\"a,b\"")],
+                10,
+                413
+            ),
+            BodyPlan::Inspect {
+                kind: BodyKind::Multipart,
+                max_bytes: 10,
+                over_limit_status: 413
+            }
+        );
+        assert_eq!(
+            plan(&[("content-type", b"image/png")], 10, 413),
+            BodyPlan::Skip
+        );
+    }
+
+    #[test]
+    fn boundary_parameter_forms() {
+        assert_eq!(
+            boundary_parameter(b"multipart/form-data; boundary=abc").as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(
+            boundary_parameter(b"multipart/form-data; BOUNDARY=\"a b\"").as_deref(),
+            Some(&b"a b"[..])
+        );
+        assert_eq!(boundary_parameter(b"multipart/form-data"), None);
+    }
+
+    #[test]
+    fn multipart_parts_split() {
+        let body = b"--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello\r\n--xyz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\nContent-Type: text/plain\r\n\r\nfile body\r\n--xyz--\r\n";
+        let parts = multipart_parts(body, b"xyz").unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].name.as_deref(), Some("a"));
+        assert_eq!(parts[0].content, b"hello");
+        assert_eq!(parts[1].filename.as_deref(), Some("x.txt"));
+        assert_eq!(parts[1].content, b"file body");
+    }
+
+    #[test]
+    fn multipart_malformed() {
+        assert!(multipart_parts(b"no delimiter", b"xyz").is_none());
+        assert!(multipart_parts(
+            b"--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated",
+            b"xyz"
+        )
+        .is_none());
+        assert!(multipart_parts(b"--xyz\r\nX: y\r\n\r\nv\r\n--xyz--", b"xyz").is_none());
+    }
+}

@@ -1,0 +1,358 @@
+//! Inspection of one value: fast path, decoding, detectors, and turning hits into findings.
+
+use std::ops::Range;
+
+use super::cmdi;
+use super::config::Policy;
+use super::decode::{self, DecodeFlags, DecodeOptions};
+use super::matchers::Matchers;
+use super::report::{excerpt, Finding, Report};
+use super::rules::RuleId;
+use super::sqli::{self, Hit};
+use super::target::{render, TargetKind};
+use super::traversal;
+use super::xss;
+
+/// Which detectors run on a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detectors {
+    /// Every detector.
+    All,
+    /// Only traversal, sensitive files, CRLF and decoding anomalies: the whole request path,
+    /// whose segments are inspected separately with [`Detectors::Content`].
+    PathStructure,
+    /// Every detector except traversal and sensitive files.
+    Content,
+}
+
+/// How to treat one value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ValueOptions {
+    /// `+` means space (query strings and form bodies).
+    pub plus_as_space: bool,
+    /// Report decoding anomalies; off for file contents, which may be binary.
+    pub anomalies: bool,
+    pub detectors: Detectors,
+}
+
+impl ValueOptions {
+    pub(crate) const QUERY: ValueOptions = ValueOptions {
+        plus_as_space: true,
+        anomalies: true,
+        detectors: Detectors::All,
+    };
+    pub(crate) const PLAIN: ValueOptions = ValueOptions {
+        plus_as_space: false,
+        anomalies: true,
+        detectors: Detectors::All,
+    };
+}
+
+/// Whether `bytes` cannot match any rule at any paranoia level: only letters, digits and
+/// `_ . ~`, and `-` when no second `-` follows it.
+pub(crate) fn is_inert(bytes: &[u8]) -> bool {
+    let mut previous_dash = false;
+    for &byte in bytes {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'~' => previous_dash = false,
+            b'-' if !previous_dash => previous_dash = true,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// State of the inspection of one request.
+pub(crate) struct Scan<'a> {
+    pub matchers: &'a Matchers,
+    pub policy: &'a Policy,
+    pub report: &'a mut Report,
+    pub decode_passes: u8,
+    hits: Vec<Hit>,
+}
+
+impl<'a> Scan<'a> {
+    pub(crate) fn new(
+        matchers: &'a Matchers,
+        policy: &'a Policy,
+        report: &'a mut Report,
+        decode_passes: u8,
+    ) -> Self {
+        Scan {
+            matchers,
+            policy,
+            report,
+            decode_passes,
+            hits: Vec::new(),
+        }
+    }
+
+    /// Inspects one raw value and records its findings under target `kind` + `name`.
+    pub(crate) fn value(
+        &mut self,
+        raw: &[u8],
+        kind: TargetKind,
+        name: &str,
+        options: ValueOptions,
+    ) {
+        if is_inert(raw) {
+            return;
+        }
+        let decoded = decode::decode(
+            raw,
+            DecodeOptions {
+                plus_as_space: options.plus_as_space,
+                passes: self.decode_passes,
+            },
+        );
+        self.hits.clear();
+        if options.anomalies {
+            anomaly_hits(decoded.flags, kind, decoded.text.len(), &mut self.hits);
+        }
+        let text: &str = &decoded.text;
+        if !is_inert(text.as_bytes()) {
+            run_detectors(text, kind, options.detectors, self.matchers, &mut self.hits);
+        }
+        if self.hits.is_empty() {
+            return;
+        }
+        let hits = std::mem::take(&mut self.hits);
+        self.record(&hits, text, kind, name);
+        self.hits = hits;
+    }
+
+    fn record(&mut self, hits: &[Hit], text: &str, kind: TargetKind, name: &str) {
+        let mut target: Option<String> = None;
+        for (rule, span) in hits {
+            let Some(info) = rule.info() else { continue };
+            if info.paranoia > self.policy.paranoia() {
+                continue;
+            }
+            if self
+                .policy
+                .excludes(self.report.active_exclusions, info.id, kind, name)
+            {
+                continue;
+            }
+            let target = target.get_or_insert_with(|| render(kind, name));
+            if self.report.has(info.id, target) {
+                continue;
+            }
+            self.report.add(Finding {
+                rule_id: info.id,
+                category: info.category,
+                severity: info.severity,
+                target: target.clone(),
+                excerpt: excerpt(text, span.clone()),
+            });
+        }
+    }
+
+    /// Records a finding that is not tied to a value, such as a malformed body.
+    pub(crate) fn structural(&mut self, rule: RuleId, kind: TargetKind, name: &str, text: &str) {
+        let hits = [(rule, 0..text.len().min(32))];
+        self.record(&hits, text, kind, name);
+    }
+}
+
+fn anomaly_hits(flags: DecodeFlags, kind: TargetKind, length: usize, hits: &mut Vec<Hit>) {
+    let span = 0..length.min(32);
+    let mut push = |rule: RuleId| hits.push((rule, span.clone()));
+    if flags.invalid_utf8 {
+        push(RuleId::INVALID_UTF8);
+    }
+    if flags.overlong_utf8 {
+        push(RuleId::OVERLONG_UTF8);
+    }
+    if flags.null_byte {
+        push(if kind.is_body() {
+            RuleId::NULL_BYTE_BODY
+        } else {
+            RuleId::NULL_BYTE
+        });
+    }
+    if flags.multiple_encoding {
+        push(RuleId::MULTIPLE_ENCODING);
+    }
+    if flags.residual_encoding {
+        push(RuleId::RESIDUAL_ENCODING);
+    }
+    if flags.unicode_percent {
+        push(RuleId::UNICODE_PERCENT);
+    }
+    if flags.truncated {
+        push(RuleId::DECODE_LIMIT);
+    }
+}
+
+/// Whether `text` contains a byte that the XSS detector can start from.
+fn may_contain_xss(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .any(|b| matches!(b, b'<' | b':' | b'\'' | b'"' | b'`' | b'(' | b'.'))
+}
+
+fn run_detectors(
+    text: &str,
+    kind: TargetKind,
+    detectors: Detectors,
+    matchers: &Matchers,
+    hits: &mut Vec<Hit>,
+) {
+    let bytes = text.as_bytes();
+    let structure = detectors != Detectors::Content;
+    let content = detectors != Detectors::PathStructure;
+    if structure {
+        traversal::detect_traversal(text, kind == TargetKind::Path, hits);
+        traversal::detect_sensitive_files(text, matchers, hits);
+    }
+    detect_crlf(bytes, kind, hits);
+    if !content {
+        return;
+    }
+    sqli::Detector::new(text).detect(hits);
+    if may_contain_xss(bytes) {
+        xss::Detector::new(text, matchers).detect(hits);
+    }
+    let context = if kind.is_body() {
+        cmdi::Context::Body
+    } else {
+        cmdi::Context::Head
+    };
+    cmdi::Detector::new(text, context).detect(hits);
+    let folded = decode::fold_comments_and_whitespace(text);
+    let matches = matchers.signatures.matches(&folded);
+    if matches.matched_any() {
+        let span = 0..text.len().min(32);
+        for index in matches.iter() {
+            if let Some(&rule) = matchers.signature_rules.get(index) {
+                if !hits.iter().any(|(existing, _)| *existing == rule) {
+                    hits.push((rule, span.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Response header names that a CRLF payload typically adds.
+const INJECTED_HEADERS: &[&str] = &[
+    "access-control-allow-credentials",
+    "access-control-allow-origin",
+    "cache-control",
+    "connection",
+    "content-disposition",
+    "content-length",
+    "content-security-policy",
+    "content-type",
+    "location",
+    "refresh",
+    "set-cookie",
+    "transfer-encoding",
+    "x-xss-protection",
+];
+
+fn header_line_at(bytes: &[u8], mut at: usize, after_cr: bool) -> bool {
+    let start = at;
+    while bytes
+        .get(at)
+        .is_some_and(|&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+    {
+        at += 1;
+    }
+    let rest = &bytes[at.min(bytes.len())..];
+    // A CRLF blank line ends the header block, so what follows is an injected body. A bare
+    // `\n\n` is an ordinary paragraph break in text.
+    let line_breaks = &bytes[start.min(bytes.len())..at.min(bytes.len())];
+    if line_breaks
+        .windows(2)
+        .filter(|pair| pair == b"\r\n")
+        .count()
+        >= 2
+    {
+        return !rest.is_empty();
+    }
+    if rest.len() >= 6 && rest[..5].eq_ignore_ascii_case(b"http/") && rest[5].is_ascii_digit() {
+        return true;
+    }
+    let name_length = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .count();
+    if name_length == 0 || rest.get(name_length) != Some(&b':') {
+        return false;
+    }
+    let name = &rest[..name_length];
+    after_cr
+        || INJECTED_HEADERS
+            .iter()
+            .any(|known| known.as_bytes().eq_ignore_ascii_case(name))
+}
+
+fn detect_crlf(bytes: &[u8], kind: TargetKind, hits: &mut Vec<Hit>) {
+    let Some(first) = memchr::memchr2(b'\r', b'\n', bytes) else {
+        return;
+    };
+    let header_rule = if kind.is_body() {
+        RuleId::CRLF_BODY_HEADER
+    } else {
+        RuleId::CRLF_HEADER
+    };
+    for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        if header_line_at(bytes, at, bytes[at] == b'\r') {
+            hits.push((header_rule, span_from(at, bytes.len())));
+            break;
+        }
+    }
+    match kind {
+        TargetKind::Query => hits.push((RuleId::CRLF_QUERY, span_from(first, bytes.len()))),
+        kind if !kind.is_body() => hits.push((RuleId::CRLF_HEAD, span_from(first, bytes.len()))),
+        _ => {}
+    }
+}
+
+fn span_from(at: usize, length: usize) -> Range<usize> {
+    at..(at + 24).min(length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inert_values() {
+        assert!(is_inert(b"hello-world_1.2~x"));
+        assert!(is_inert(b""));
+        assert!(!is_inert(b"1--"));
+        assert!(!is_inert(b"a b"));
+        assert!(!is_inert(b"%41"));
+    }
+
+    fn crlf(text: &str, kind: TargetKind) -> Vec<u32> {
+        let mut hits = Vec::new();
+        detect_crlf(text.as_bytes(), kind, &mut hits);
+        hits.iter().map(|(rule, _)| rule.0).collect()
+    }
+
+    #[test]
+    fn crlf_header_lines() {
+        assert_eq!(
+            crlf("x\r\nSet-Cookie: a=b", TargetKind::Query),
+            [5001, 5003]
+        );
+        assert_eq!(
+            crlf("x\nLocation: //evil.example", TargetKind::Header),
+            [5001, 5002]
+        );
+        assert_eq!(crlf("x\r\nX-Anything: 1", TargetKind::Cookie), [5001, 5002]);
+        assert_eq!(
+            crlf("x\r\n\r\nHTTP/1.1 200 OK", TargetKind::Path),
+            [5001, 5002]
+        );
+        assert_eq!(crlf("line one\nNote: two", TargetKind::Query), [5003]);
+        assert_eq!(
+            crlf("line one\nNote: two", TargetKind::Json),
+            Vec::<u32>::new()
+        );
+        assert_eq!(crlf("a\nSet-Cookie: x", TargetKind::Json), [5004]);
+    }
+}
