@@ -11,6 +11,7 @@ use crate::claims::{ClaimHeaderSettings, ClaimHeaders};
 use crate::headers::{SecurityHeaderSettings, SecurityHeaders};
 use crate::jwt::{ProviderSettings, Verifier};
 use crate::path::PathSettings;
+use crate::ratelimit::{RateLimitSettings, RateLimiter};
 use crate::sources::{TokenSettings, TokenSources};
 
 /// A configuration error: the field path and what is wrong with its value.
@@ -72,6 +73,9 @@ pub struct Settings {
     /// Audit events.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// Rate limiting through an RLS v3 service; absent disables it.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSettings>,
 }
 
 /// The `audit` section. Denials and dry-run denials are always logged.
@@ -124,6 +128,7 @@ pub struct Config {
     pub security_headers: SecurityHeaders,
     pub replies: ReplySettings,
     pub audit: AuditSettings,
+    pub rate_limit: Option<RateLimiter>,
     providers: usize,
     rules: usize,
 }
@@ -190,6 +195,11 @@ impl Config {
             security_headers: SecurityHeaders::compile(&settings.security_headers)?,
             replies: settings.replies.clone(),
             audit: settings.audit.clone(),
+            rate_limit: settings
+                .rate_limit
+                .as_ref()
+                .map(RateLimiter::compile)
+                .transpose()?,
             providers: settings.providers.len(),
             rules: settings.rules.len(),
         })

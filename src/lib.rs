@@ -13,6 +13,7 @@ pub mod headers;
 pub mod jwt;
 pub mod matcher;
 pub mod path;
+pub mod ratelimit;
 pub mod reply;
 pub mod sources;
 pub mod waf;

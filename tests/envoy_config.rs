@@ -59,14 +59,23 @@ fn shipped_plugin_config() -> Value {
 
 #[test]
 fn envoy_yaml_embeds_meshguard_json() {
-    for file in ["envoy/envoy.yaml", "bench/envoy-meshguard.yaml"] {
-        let embedded = inline_plugin_config(&workspace_root().join(file));
-        assert_eq!(
-            embedded,
-            shipped_plugin_config(),
-            "{file} must embed envoy/meshguard.json unchanged"
-        );
-    }
+    let embedded = inline_plugin_config(&workspace_root().join("envoy/envoy.yaml"));
+    assert_eq!(
+        embedded,
+        shipped_plugin_config(),
+        "envoy/envoy.yaml must embed envoy/meshguard.json unchanged"
+    );
+}
+
+#[test]
+fn bench_config_embeds_meshguard_json_without_rate_limit() {
+    let embedded = inline_plugin_config(&workspace_root().join("bench/envoy-meshguard.yaml"));
+    let mut expected = shipped_plugin_config();
+    expected.as_object_mut().unwrap().remove("rate_limit");
+    assert_eq!(
+        embedded, expected,
+        "bench/envoy-meshguard.yaml must embed envoy/meshguard.json less rate_limit"
+    );
 }
 
 #[test]

@@ -1,32 +1,44 @@
 //! The proxy-wasm glue: reads the request from Envoy, hands it to the host-independent checks
 //! and applies their outcome. Only `_bytes` host calls are used to read headers, because the
 //! SDK's `String` variants panic on values that are not UTF-8.
+//!
+//! A request moves through: access checks at the headers, then a rate-limit call when a rule
+//! asks for one, then it is resumed. It is resumed or answered exactly once.
 
 mod metrics;
+mod ratelimit;
 
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use log::{error, info, warn};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
+use serde_json::json;
 
 use crate::audit::{path_without_query, AuditEvent};
 use crate::config::Config;
 use crate::decision::{decide, Admission, Decision, Denial, RequestHead};
+use crate::matcher::{canonical_host, RequestTarget};
+use crate::ratelimit::proto::{METHOD, SERVICE};
+use crate::ratelimit::{interpret, CallPlan, FailureMode, FailureReason, Outcome, RequestFacts};
 use crate::reply::{self, LocalReply};
 use metrics::Metrics;
+use ratelimit::{PendingCall, PendingCalls};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// The plugin instance of one Wasm VM: holds the compiled configuration.
+/// The plugin instance of one Wasm VM: holds the compiled configuration and runs the
+/// rate-limit watchdog.
 #[derive(Default)]
 struct Root {
     config: Option<Rc<Config>>,
     metrics: Option<Rc<Metrics>>,
+    pending: PendingCalls,
 }
 
 impl Context for Root {}
@@ -47,6 +59,11 @@ impl RootContext for Root {
         match Config::from_json(&json, &env) {
             Ok(config) => {
                 info!("meshguard configured: {}", config.summary());
+                if let Some(limiter) = &config.rate_limit {
+                    // The watchdog checks deadlines at a quarter of the call timeout.
+                    let period = (limiter.timeout_ms / 4).clamp(2, 250);
+                    self.set_tick_period(Duration::from_millis(period));
+                }
                 self.config = Some(Rc::new(config));
                 self.metrics = Some(Rc::new(Metrics::define()));
                 true
@@ -58,12 +75,39 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        let expired = ratelimit::take_expired(&self.pending, self.get_current_time());
+        let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else {
+            return;
+        };
+        for (context_id, call) in expired {
+            ratelimit::cancel(call.token);
+            warn!(
+                "#{context_id} meshguard: rate-limit call for rule {} passed its deadline",
+                call.rule
+            );
+            if let Err(status) = hostcalls::set_effective_context(context_id) {
+                warn!("#{context_id} meshguard: request is gone ({status:?})");
+                continue;
+            }
+            let result = match failure_reply(config, metrics, &call, FailureReason::Deadline) {
+                None => hostcalls::resume_http_request(),
+                Some(reply) => send(&reply),
+            };
+            if let Err(status) = result {
+                warn!("#{context_id} meshguard: could not end the request ({status:?})");
+            }
+        }
+    }
+
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
             context_id,
             config: self.config.clone(),
             metrics: self.metrics.clone(),
+            pending: Rc::clone(&self.pending),
             replied: false,
+            response_headers: Vec::new(),
         }))
     }
 
@@ -77,11 +121,88 @@ struct Http {
     context_id: u32,
     config: Option<Rc<Config>>,
     metrics: Option<Rc<Metrics>>,
+    pending: PendingCalls,
     /// Set once a local reply was sent, so that no second one is.
     replied: bool,
+    /// Headers the rate-limit service asked to add to the response.
+    response_headers: Vec<(String, String)>,
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let call = {
+            let mut pending = self.pending.borrow_mut();
+            match pending.get(&self.context_id) {
+                Some(call) if call.token == token_id => pending.remove(&self.context_id),
+                _ => None,
+            }
+        };
+        // Without an entry the watchdog has already resumed or answered the request.
+        let (Some(call), Some(config), Some(metrics)) =
+            (call, self.config.clone(), self.metrics.clone())
+        else {
+            return;
+        };
+        let body = self.get_grpc_call_response_body(0, response_size);
+        let with_headers = config
+            .rate_limit
+            .as_ref()
+            .is_some_and(|limiter| limiter.headers_on_allowed);
+        match interpret(status_code, body.as_deref(), &call.rule, with_headers) {
+            Outcome::Allow {
+                request_headers,
+                response_headers,
+            } => {
+                metrics.increment_named(&format!("meshguard.ratelimit.rule.{}.ok", call.rule));
+                for (name, value) in &request_headers {
+                    self.add_http_request_header(name, value);
+                }
+                self.response_headers = response_headers;
+                self.resume_http_request();
+            }
+            Outcome::OverLimit {
+                response_headers,
+                retry_after,
+            } => {
+                metrics.increment_named(&format!(
+                    "meshguard.ratelimit.rule.{}.over_limit",
+                    call.rule
+                ));
+                let body = json!({
+                    "error": "rate_limited",
+                    "reason": "rate_limited",
+                    "message": "too many requests; retry later",
+                    "retry_after": retry_after,
+                    "request_id": call.request_id,
+                });
+                let reply =
+                    reply::json_reply(429, response_headers, &body, &config.security_headers);
+                audit_rate_limit(&call, 429, "rate_limited");
+                self.send_reply(&reply);
+            }
+            Outcome::Failed(reason) => {
+                warn!(
+                    "#{} meshguard: rate-limit call for rule {} failed: {} (gRPC status {status_code})",
+                    self.context_id,
+                    call.rule,
+                    reason.reason()
+                );
+                match failure_reply(&config, &metrics, &call, reason) {
+                    None => self.resume_http_request(),
+                    Some(reply) => self.send_reply(&reply),
+                }
+            }
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        // A request that ends while its call is in flight no longer needs the answer.
+        if let Some(call) = self.pending.borrow_mut().remove(&self.context_id) {
+            ratelimit::cancel(call.token);
+        }
+        true
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -91,7 +212,7 @@ impl HttpContext for Http {
             error!("#{} meshguard has no configuration", self.context_id);
             return self.reply_unconfigured();
         };
-        let headers = self.request_headers();
+        let headers = self.get_http_request_headers_bytes();
         let pseudo = |name: &str| header_str(&headers, name);
         let head = RequestHead {
             method: pseudo(":method"),
@@ -102,9 +223,9 @@ impl HttpContext for Http {
             now: self.now_seconds(),
         };
         let request_id = header_str(&headers, "x-request-id").to_owned();
-        match decide(&config, &head) {
+        let admission = match decide(&config, &head) {
             Decision::Deny(denial) => {
-                self.audit_denial(&config, &head, &denial, &request_id, "deny");
+                self.audit_denial(&head, &denial, &request_id, "deny");
                 let reply = reply::for_denial(
                     &denial,
                     Some(&request_id),
@@ -112,12 +233,23 @@ impl HttpContext for Http {
                     &config.security_headers,
                 );
                 self.send_reply(&reply);
-                Action::Pause
+                return Action::Pause;
             }
-            Decision::Allow(admission) => {
-                self.admit(&config, &head, &admission, &request_id);
-                Action::Continue
-            }
+            Decision::Allow(admission) => admission,
+        };
+        self.admit(&config, &head, &admission, &request_id);
+        match self.plan_rate_limit(&config, &head, &admission) {
+            Some(plan) => self.start_rate_limit(&config, plan, request_id),
+            None => Action::Continue,
+        }
+    }
+
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        // While the rate-limit call is in flight the body is held back with the headers.
+        if self.pending.borrow().contains_key(&self.context_id) || self.replied {
+            Action::Pause
+        } else {
+            Action::Continue
         }
     }
 
@@ -126,7 +258,12 @@ impl HttpContext for Http {
             // One read and one write of the whole map: far cheaper in a Wasm VM than a host
             // call per header.
             let mut headers = self.get_http_response_headers_bytes();
-            if config.security_headers.apply(&mut headers) {
+            let mut changed = config.security_headers.apply(&mut headers);
+            for (name, value) in self.response_headers.drain(..) {
+                headers.push((name, value.into_bytes()));
+                changed = true;
+            }
+            if changed {
                 let pairs: Vec<(&str, &[u8])> = headers
                     .iter()
                     .map(|(name, value)| (name.as_str(), value.as_slice()))
@@ -139,11 +276,6 @@ impl HttpContext for Http {
 }
 
 impl Http {
-    /// Envoy's codecs deliver header names in lower case, which the checks rely on.
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        self.get_http_request_headers_bytes()
-    }
-
     fn now_seconds(&self) -> u64 {
         self.get_current_time()
             .duration_since(UNIX_EPOCH)
@@ -171,7 +303,7 @@ impl Http {
             metrics.count_allowed(admission.dry_run_denial.as_ref());
         }
         if let Some(denial) = &admission.dry_run_denial {
-            self.audit_denial(config, head, denial, request_id, "dry_run_deny");
+            self.audit_denial(head, denial, request_id, "dry_run_deny");
         } else if config.audit.log_allowed {
             let event = AuditEvent {
                 event: "meshguard.access",
@@ -192,9 +324,83 @@ impl Http {
         }
     }
 
+    fn plan_rate_limit(
+        &self,
+        config: &Config,
+        head: &RequestHead<'_>,
+        admission: &Admission,
+    ) -> Option<CallPlan> {
+        let limiter = config.rate_limit.as_ref()?;
+        let host = canonical_host(head.authority, head.scheme);
+        let source = self
+            .get_property(vec!["source", "address"])
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let facts = RequestFacts {
+            target: RequestTarget {
+                host: &host,
+                path: &admission.normalized_path,
+                method: head.method,
+            },
+            subject: admission
+                .identity
+                .as_ref()
+                .and_then(|token| token.subject.as_deref()),
+            source_address: source.as_deref(),
+            headers: head.headers,
+        };
+        limiter.plan(&facts)
+    }
+
+    fn start_rate_limit(&mut self, config: &Config, plan: CallPlan, request_id: String) -> Action {
+        let Some(limiter) = &config.rate_limit else {
+            return Action::Continue;
+        };
+        // The watchdog keeps the deadline; Envoy's own timeout, a little later, is the backstop.
+        let timeout = Duration::from_millis(limiter.timeout_ms);
+        let message = plan.encode();
+        let call = |token| PendingCall {
+            token,
+            deadline: self.get_current_time() + timeout,
+            rule: plan.rule.clone(),
+            failure_mode: plan.failure_mode,
+            failure_status: plan.failure_status,
+            request_id: request_id.clone(),
+        };
+        match self.dispatch_grpc_call(
+            &limiter.cluster,
+            SERVICE,
+            METHOD,
+            Vec::new(),
+            Some(&message),
+            ratelimit::envoy_timeout(timeout),
+        ) {
+            Ok(token) => {
+                let call = call(token);
+                self.pending.borrow_mut().insert(self.context_id, call);
+                Action::Pause
+            }
+            Err(status) => {
+                warn!(
+                    "#{} meshguard: rate-limit call to cluster {} failed to start: {status:?}",
+                    self.context_id, limiter.cluster
+                );
+                let failed = call(0);
+                let Some(metrics) = self.metrics.clone() else {
+                    return Action::Continue;
+                };
+                match failure_reply(config, &metrics, &failed, FailureReason::Status(14)) {
+                    None => Action::Continue,
+                    Some(reply) => {
+                        self.send_reply(&reply);
+                        Action::Pause
+                    }
+                }
+            }
+        }
+    }
+
     fn audit_denial(
         &self,
-        _config: &Config,
         head: &RequestHead<'_>,
         denial: &Denial,
         request_id: &str,
@@ -229,24 +435,78 @@ impl Http {
             return;
         }
         self.replied = true;
-        let headers: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        self.send_http_response(
-            u32::from(reply.status),
-            headers,
-            Some(reply.body.as_bytes()),
-        );
+        if let Err(status) = send(reply) {
+            warn!(
+                "#{} meshguard: local reply failed: {status:?}",
+                self.context_id
+            );
+        }
     }
 
     fn reply_unconfigured(&mut self) -> Action {
-        let body = serde_json::json!({"error": "unavailable", "reason": "not_configured"});
+        let body = json!({"error": "unavailable", "reason": "not_configured"});
         let reply = reply::json_reply(503, Vec::new(), &body, &Default::default());
         self.send_reply(&reply);
         Action::Pause
     }
+}
+
+/// Applies a rule's failure mode: `None` lets the request through, else the reply to send.
+/// Either way the failure is logged and counted.
+fn failure_reply(
+    config: &Config,
+    metrics: &Metrics,
+    call: &PendingCall,
+    reason: FailureReason,
+) -> Option<LocalReply> {
+    metrics.increment_named(&format!("meshguard.ratelimit.failure.{}", reason.reason()));
+    match call.failure_mode {
+        FailureMode::Allow => {
+            audit_rate_limit(call, 0, reason.reason());
+            None
+        }
+        FailureMode::Deny => {
+            audit_rate_limit(call, call.failure_status, reason.reason());
+            let body = json!({
+                "error": "unavailable",
+                "reason": reason.reason(),
+                "message": "rate-limit service unavailable",
+                "request_id": call.request_id,
+            });
+            Some(reply::json_reply(
+                call.failure_status,
+                Vec::new(),
+                &body,
+                &config.security_headers,
+            ))
+        }
+    }
+}
+
+fn audit_rate_limit(call: &PendingCall, status: u16, reason: &str) {
+    let decision = if status == 0 { "allow" } else { "deny" };
+    let event = json!({
+        "event": "meshguard.ratelimit",
+        "decision": decision,
+        "status": status,
+        "reason": reason,
+        "rule": call.rule,
+        "request_id": call.request_id,
+    });
+    warn!("{event}");
+}
+
+fn send(reply: &LocalReply) -> Result<(), proxy_wasm::types::Status> {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    hostcalls::send_http_response(
+        u32::from(reply.status),
+        headers,
+        Some(reply.body.as_bytes()),
+    )
 }
 
 /// The first value of `name` as UTF-8, or empty when absent or not UTF-8.
