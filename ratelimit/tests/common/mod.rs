@@ -130,8 +130,17 @@ pub fn request(domain: &str, descriptors: Vec<RateLimitDescriptor>, hits: u32) -
 
 /// Sends one descriptor in domain `test` with hits_addend 0 (one hit).
 pub async fn hit(client: &mut Client, entries: &[(&str, &str)]) -> RateLimitResponse {
+    hit_in(client, "test", entries).await
+}
+
+/// Sends one descriptor in `domain` with hits_addend 0 (one hit).
+pub async fn hit_in(
+    client: &mut Client,
+    domain: &str,
+    entries: &[(&str, &str)],
+) -> RateLimitResponse {
     client
-        .should_rate_limit(request("test", vec![descriptor(entries)], 0))
+        .should_rate_limit(request(domain, vec![descriptor(entries)], 0))
         .await
         .unwrap()
         .into_inner()
@@ -147,9 +156,19 @@ pub fn status(response: &RateLimitResponse) -> &DescriptorStatus {
 
 /// Sends `count` hits one after another and returns how many were allowed.
 pub async fn allowed_of(client: &mut Client, entries: &[(&str, &str)], count: usize) -> usize {
+    allowed_in(client, "test", entries, count).await
+}
+
+/// Sends `count` hits in `domain` one after another and returns how many were allowed.
+pub async fn allowed_in(
+    client: &mut Client,
+    domain: &str,
+    entries: &[(&str, &str)],
+    count: usize,
+) -> usize {
     let mut allowed = 0;
     for _ in 0..count {
-        if is_ok(&hit(client, entries).await) {
+        if is_ok(&hit_in(client, domain, entries).await) {
             allowed += 1;
         }
     }
