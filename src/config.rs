@@ -9,10 +9,12 @@ use serde::Deserialize;
 use crate::access::{AccessPolicy, DefaultAction, RuleSettings};
 use crate::claims::{ClaimHeaderSettings, ClaimHeaders};
 use crate::headers::{SecurityHeaderSettings, SecurityHeaders};
+use crate::inspection::{Inspection, InspectionRouteSettings};
 use crate::jwt::{ProviderSettings, Verifier};
 use crate::path::PathSettings;
 use crate::ratelimit::{RateLimitSettings, RateLimiter};
 use crate::sources::{TokenSettings, TokenSources};
+use crate::waf::WafSettings;
 
 /// A configuration error: the field path and what is wrong with its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +75,12 @@ pub struct Settings {
     /// Audit events.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// Attack-pattern inspection; absent disables it.
+    #[serde(default)]
+    pub waf: Option<WafSettings>,
+    /// Per-route overrides of the inspection policy; the first match applies.
+    #[serde(default)]
+    pub waf_routes: Vec<InspectionRouteSettings>,
     /// Rate limiting through an RLS v3 service; absent disables it.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,
@@ -128,6 +136,7 @@ pub struct Config {
     pub security_headers: SecurityHeaders,
     pub replies: ReplySettings,
     pub audit: AuditSettings,
+    pub inspection: Option<Inspection>,
     pub rate_limit: Option<RateLimiter>,
     providers: usize,
     rules: usize,
@@ -137,10 +146,20 @@ impl Config {
     /// A one-line description for the startup log; it names no key or secret.
     pub fn summary(&self) -> String {
         format!(
-            "{} providers, {} access rules, {} security headers",
+            "{} providers, {} access rules, {} security headers, inspection {}, rate limiting {}",
             self.providers,
             self.rules,
-            self.security_headers.set.len()
+            self.security_headers.set.len(),
+            if self.inspection.is_some() {
+                "on"
+            } else {
+                "off"
+            },
+            if self.rate_limit.is_some() {
+                "on"
+            } else {
+                "off"
+            }
         )
     }
 
@@ -195,6 +214,7 @@ impl Config {
             security_headers: SecurityHeaders::compile(&settings.security_headers)?,
             replies: settings.replies.clone(),
             audit: settings.audit.clone(),
+            inspection: compile_inspection(settings)?,
             rate_limit: settings
                 .rate_limit
                 .as_ref()
@@ -203,6 +223,17 @@ impl Config {
             providers: settings.providers.len(),
             rules: settings.rules.len(),
         })
+    }
+}
+
+fn compile_inspection(settings: &Settings) -> Result<Option<Inspection>, ConfigError> {
+    match &settings.waf {
+        Some(waf) => Inspection::compile(waf, &settings.waf_routes).map(Some),
+        None if !settings.waf_routes.is_empty() => Err(ConfigError::new(
+            "waf_routes",
+            "route overrides need a \"waf\" section",
+        )),
+        None => Ok(None),
     }
 }
 

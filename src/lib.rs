@@ -10,6 +10,7 @@ pub mod claims;
 pub mod config;
 pub mod decision;
 pub mod headers;
+pub mod inspection;
 pub mod jwt;
 pub mod matcher;
 pub mod path;

@@ -8,6 +8,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::decision::Denial;
+use crate::waf::{Report, Verdict};
 
 /// Counter ids, defined once per VM; per-reason and per-rule counters are defined on first use.
 pub struct Metrics {
@@ -42,6 +43,18 @@ impl Metrics {
         increment(self.requests_denied);
         self.increment_named(&format!("meshguard.denied.reason.{}", denial.reason));
         self.increment_named(&format!("meshguard.denied.rule.{}", denial.rule));
+    }
+
+    /// Counts each finding by rule, and the request by verdict when it reached the threshold.
+    pub fn count_findings(&self, report: &Report, verdict: Verdict) {
+        for finding in &report.findings {
+            self.increment_named(&format!("meshguard.waf.rule.{}", finding.rule_id));
+        }
+        match verdict {
+            Verdict::Block => self.increment_named("meshguard.waf.blocked"),
+            Verdict::DetectOnly => self.increment_named("meshguard.waf.detected"),
+            Verdict::Allow => {}
+        }
     }
 
     /// Increments the counter `name`, defining it on first use.

@@ -2,8 +2,13 @@
 //! and applies their outcome. Only `_bytes` host calls are used to read headers, because the
 //! SDK's `String` variants panic on values that are not UTF-8.
 //!
-//! A request moves through: access checks at the headers, then a rate-limit call when a rule
-//! asks for one, then it is resumed. It is resumed or answered exactly once.
+//! A request moves through: access checks and inspection of the head at the request
+//! headers, then a rate-limit call when a rule asks for one, then buffering and inspection of
+//! the body when its type calls for it. It is resumed or answered exactly once.
+//!
+//! Envoy delivers no body to a filter whose request headers are paused, so the headers go
+//! upstream before the body is inspected. The body is held until it is complete and clean; a
+//! blocked body never reaches the upstream, whose request Envoy then resets.
 
 mod metrics;
 mod ratelimit;
@@ -20,10 +25,12 @@ use serde_json::json;
 use crate::audit::{path_without_query, AuditEvent};
 use crate::config::Config;
 use crate::decision::{decide, Admission, Decision, Denial, RequestHead};
+use crate::inspection::{block_reply, body_reply, finding_events};
 use crate::matcher::{canonical_host, RequestTarget};
 use crate::ratelimit::proto::{METHOD, SERVICE};
 use crate::ratelimit::{interpret, CallPlan, FailureMode, FailureReason, Outcome, RequestFacts};
 use crate::reply::{self, LocalReply};
+use crate::waf::{BodyPlan, Policy, Report, Verdict};
 use metrics::Metrics;
 use ratelimit::{PendingCall, PendingCalls};
 
@@ -108,6 +115,7 @@ impl RootContext for Root {
             pending: Rc::clone(&self.pending),
             replied: false,
             response_headers: Vec::new(),
+            body: None,
         }))
     }
 
@@ -126,6 +134,20 @@ struct Http {
     replied: bool,
     /// Headers the rate-limit service asked to add to the response.
     response_headers: Vec<(String, String)>,
+    /// The body being buffered for inspection.
+    body: Option<PendingBody>,
+}
+
+/// What is kept while a body is buffered for inspection.
+struct PendingBody {
+    policy: Policy,
+    content_type: Option<Vec<u8>>,
+    max_bytes: usize,
+    over_limit_status: u16,
+    /// Findings of the head, to which the body's are added.
+    report: Report,
+    request_id: String,
+    buffered: usize,
 }
 
 impl Context for Http {
@@ -205,7 +227,7 @@ impl Context for Http {
 }
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(config) = self.config.clone() else {
             // Envoy creates no contexts for a plugin whose configuration failed; answering
             // 503 keeps the filter closed if that ever changes.
@@ -238,15 +260,117 @@ impl HttpContext for Http {
             Decision::Allow(admission) => admission,
         };
         self.admit(&config, &head, &admission, &request_id);
-        match self.plan_rate_limit(&config, &head, &admission) {
+        let plan = self.plan_rate_limit(&config, &head, &admission);
+        if let Some(inspection) = &config.inspection {
+            let host = canonical_host(head.authority, head.scheme);
+            let target = RequestTarget {
+                host: &host,
+                path: &admission.normalized_path,
+                method: head.method,
+            };
+            let policy = inspection.policy_for(&target);
+            let header_refs: Vec<(&str, &[u8])> = headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_slice()))
+                .collect();
+            let waf_head = crate::waf::RequestHead {
+                path_and_query: head.path,
+                headers: &header_refs,
+            };
+            let report = inspection.waf.inspect_head(policy, &waf_head);
+            let body_plan = if end_of_stream {
+                BodyPlan::Skip
+            } else {
+                inspection.waf.body_plan(policy, &header_refs)
+            };
+            match body_plan {
+                BodyPlan::Skip => {
+                    if self.finish_inspection(&config, policy, &report, &request_id) {
+                        return Action::Pause;
+                    }
+                }
+                BodyPlan::ConflictingContentType => {
+                    let reply = body_reply(
+                        400,
+                        "conflicting_content_type",
+                        &request_id,
+                        &config.security_headers,
+                    );
+                    self.send_reply(&reply);
+                    return Action::Pause;
+                }
+                BodyPlan::Inspect {
+                    max_bytes,
+                    over_limit_status,
+                    ..
+                } => {
+                    // Findings of the head alone can already block.
+                    if report.verdict(policy) == Verdict::Block {
+                        self.finish_inspection(&config, policy, &report, &request_id);
+                        return Action::Pause;
+                    }
+                    let declared = header_str(&headers, "content-length").parse::<usize>().ok();
+                    if declared.is_some_and(|length| length > max_bytes) {
+                        let reply = body_reply(
+                            over_limit_status,
+                            "body_too_large",
+                            &request_id,
+                            &config.security_headers,
+                        );
+                        self.send_reply(&reply);
+                        return Action::Pause;
+                    }
+                    self.body = Some(PendingBody {
+                        policy: policy.clone(),
+                        content_type: headers
+                            .iter()
+                            .find(|(name, _)| name == "content-type")
+                            .map(|(_, value)| value.clone()),
+                        max_bytes,
+                        over_limit_status,
+                        report,
+                        request_id: request_id.clone(),
+                        buffered: 0,
+                    });
+                }
+            }
+        }
+        match plan {
             Some(plan) => self.start_rate_limit(&config, plan, request_id),
             None => Action::Continue,
         }
     }
 
-    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.replied {
+            return Action::Pause;
+        }
+        if let Some(body) = &mut self.body {
+            body.buffered = body_size;
+            if body_size > body.max_bytes {
+                return self.reject_large_body();
+            }
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            return self.inspect_buffered_body();
+        }
         // While the rate-limit call is in flight the body is held back with the headers.
-        if self.pending.borrow().contains_key(&self.context_id) || self.replied {
+        if self.pending.borrow().contains_key(&self.context_id) {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.replied {
+            return Action::Pause;
+        }
+        if self.body.is_some() {
+            return self.inspect_buffered_body();
+        }
+        if self.pending.borrow().contains_key(&self.context_id) {
             Action::Pause
         } else {
             Action::Continue
@@ -276,6 +400,76 @@ impl HttpContext for Http {
 }
 
 impl Http {
+    /// Logs and counts the findings and applies the verdict; returns whether the request
+    /// was answered with 403.
+    fn finish_inspection(
+        &mut self,
+        config: &Config,
+        policy: &Policy,
+        report: &Report,
+        request_id: &str,
+    ) -> bool {
+        let verdict = report.verdict(policy);
+        if let Some(metrics) = &self.metrics {
+            metrics.count_findings(report, verdict);
+        }
+        for event in finding_events(report, verdict, request_id) {
+            warn!("{event}");
+        }
+        if verdict != Verdict::Block {
+            return false;
+        }
+        let reply = block_reply(report, request_id, &config.security_headers);
+        self.send_reply(&reply);
+        true
+    }
+
+    fn reject_large_body(&mut self) -> Action {
+        let (Some(body), Some(config)) = (self.body.take(), self.config.clone()) else {
+            return Action::Pause;
+        };
+        warn!(
+            "#{} meshguard: request body over {} bytes rejected",
+            self.context_id, body.max_bytes
+        );
+        let reply = body_reply(
+            body.over_limit_status,
+            "body_too_large",
+            &body.request_id,
+            &config.security_headers,
+        );
+        self.send_reply(&reply);
+        Action::Pause
+    }
+
+    /// Inspects the complete buffered body and lets it go on or answers 403.
+    fn inspect_buffered_body(&mut self) -> Action {
+        let (Some(mut pending), Some(config)) = (self.body.take(), self.config.clone()) else {
+            return Action::Continue;
+        };
+        let Some(inspection) = &config.inspection else {
+            return Action::Continue;
+        };
+        let body = self
+            .get_http_request_body(0, pending.buffered)
+            .unwrap_or_default();
+        inspection.waf.inspect_body(
+            &pending.policy,
+            pending.content_type.as_deref(),
+            &body,
+            &mut pending.report,
+        );
+        if self.finish_inspection(
+            &config,
+            &pending.policy,
+            &pending.report,
+            &pending.request_id,
+        ) {
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+
     fn now_seconds(&self) -> u64 {
         self.get_current_time()
             .duration_since(UNIX_EPOCH)
