@@ -265,15 +265,24 @@ impl<'a> JsonWalker<'a> {
             return Err(JsonError);
         }
         let (start, end, escaped) = self.string_span()?;
-        let key = self.string_text(start, end, escaped)?;
+        let borrowed = self.string_text(start, end, escaped)?;
+        let scratch = std::mem::take(&mut self.scratch);
+        let key = match borrowed {
+            Some(text) => text,
+            None => std::str::from_utf8(&scratch).map_err(|_| JsonError)?,
+        };
         self.pointer.truncate(pointer_len);
         self.pointer.push('/');
-        for ch in key.chars() {
-            match ch {
-                '~' => self.pointer.push_str("~0"),
-                '/' => self.pointer.push_str("~1"),
-                ch => self.pointer.push(ch),
+        if key.contains(['~', '/']) {
+            for ch in key.chars() {
+                match ch {
+                    '~' => self.pointer.push_str("~0"),
+                    '/' => self.pointer.push_str("~1"),
+                    ch => self.pointer.push(ch),
+                }
             }
+        } else {
+            self.pointer.push_str(key);
         }
         scan.value(
             key.as_bytes(),
@@ -281,6 +290,7 @@ impl<'a> JsonWalker<'a> {
             &self.pointer,
             ValueOptions::PLAIN,
         );
+        self.scratch = scratch;
         self.expect(b':')?;
         self.value(scan, stack)
     }
@@ -325,13 +335,19 @@ impl<'a> JsonWalker<'a> {
             }
             Some(b'"') => {
                 let (start, end, escaped) = self.string_span()?;
-                let text = self.string_text(start, end, escaped)?;
+                let borrowed = self.string_text(start, end, escaped)?;
+                let scratch = std::mem::take(&mut self.scratch);
+                let text = match borrowed {
+                    Some(text) => text,
+                    None => std::str::from_utf8(&scratch).map_err(|_| JsonError)?,
+                };
                 scan.value(
                     text.as_bytes(),
                     TargetKind::Json,
                     &self.pointer,
                     ValueOptions::PLAIN,
                 );
+                self.scratch = scratch;
                 Ok(())
             }
             Some(b't') => self.literal(b"true"),
@@ -392,18 +408,17 @@ impl<'a> JsonWalker<'a> {
         }
     }
 
-    /// Returns the string's text, unescaping into a scratch buffer when needed.
+    /// Returns the string's text borrowed from the body, or `None` when it had escapes and
+    /// was unescaped into `self.scratch`, which then holds valid UTF-8.
     fn string_text(
         &mut self,
         start: usize,
         end: usize,
         escaped: bool,
-    ) -> Result<std::borrow::Cow<'a, str>, JsonError> {
+    ) -> Result<Option<&'a str>, JsonError> {
         let raw = &self.bytes[start..end];
         if !escaped {
-            return std::str::from_utf8(raw)
-                .map(std::borrow::Cow::Borrowed)
-                .map_err(|_| JsonError);
+            return std::str::from_utf8(raw).map(Some).map_err(|_| JsonError);
         }
         self.scratch.clear();
         let mut i = 0;
@@ -450,9 +465,8 @@ impl<'a> JsonWalker<'a> {
             self.scratch
                 .extend_from_slice(ch.encode_utf8(&mut buffer).as_bytes());
         }
-        String::from_utf8(self.scratch.clone())
-            .map(std::borrow::Cow::Owned)
-            .map_err(|_| JsonError)
+        std::str::from_utf8(&self.scratch).map_err(|_| JsonError)?;
+        Ok(None)
     }
 }
 

@@ -69,6 +69,7 @@ pub(crate) struct Scan<'a> {
     pub report: &'a mut Report,
     pub decode_passes: u8,
     hits: Vec<Hit>,
+    sql_scratch: sqli::Scratch,
 }
 
 impl<'a> Scan<'a> {
@@ -84,6 +85,7 @@ impl<'a> Scan<'a> {
             report,
             decode_passes,
             hits: Vec::new(),
+            sql_scratch: sqli::Scratch::default(),
         }
     }
 
@@ -111,7 +113,15 @@ impl<'a> Scan<'a> {
         }
         let text: &str = &decoded.text;
         if !is_inert(text.as_bytes()) {
-            run_detectors(text, kind, options.detectors, self.matchers, &mut self.hits);
+            run_detectors(
+                text,
+                kind,
+                options.detectors,
+                self.matchers,
+                &mut self.sql_scratch,
+                self.policy.paranoia(),
+                &mut self.hits,
+            );
         }
         if self.hits.is_empty() {
             return;
@@ -185,11 +195,95 @@ fn anomaly_hits(flags: DecodeFlags, kind: TargetKind, length: usize, hits: &mut 
     }
 }
 
-/// Whether `text` contains a byte that the XSS detector can start from.
-fn may_contain_xss(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .any(|b| matches!(b, b'<' | b':' | b'\'' | b'"' | b'`' | b'(' | b'.'))
+/// Punctuation classes present in a value, gathered in one pass so that a detector whose
+/// trigger characters are all absent is skipped.
+#[derive(Clone, Copy, Debug, Default)]
+struct Present {
+    quote: bool,
+    /// `= < > ! | & * , @ ; ( #`, the operators and punctuation of SQL.
+    sql_punctuation: bool,
+    dash: bool,
+    slash: bool,
+    dot: bool,
+    digit: bool,
+    /// `$ { | : / \ - (`, one of which every signature pattern contains.
+    signature: bool,
+    /// `< : ' " ` ( .`, where the XSS checks start.
+    xss: bool,
+    /// `; | & $` backtick and line breaks.
+    shell: bool,
+}
+
+impl Present {
+    fn scan(bytes: &[u8]) -> Self {
+        let mut present = Present::default();
+        for &byte in bytes {
+            match byte {
+                b'\'' | b'"' | b'`' => {
+                    present.quote = true;
+                    present.xss = true;
+                    present.shell |= byte == b'`';
+                }
+                b'=' | b'>' | b'!' | b'*' | b',' | b'@' | b'#' => present.sql_punctuation = true,
+                b'<' => {
+                    present.sql_punctuation = true;
+                    present.xss = true;
+                }
+                b';' | b'&' => {
+                    present.sql_punctuation = true;
+                    present.shell = true;
+                }
+                b'|' => {
+                    present.sql_punctuation = true;
+                    present.shell = true;
+                    present.signature = true;
+                }
+                b'(' => {
+                    present.sql_punctuation = true;
+                    present.xss = true;
+                    present.signature = true;
+                }
+                b'-' => {
+                    present.dash = true;
+                    present.signature = true;
+                }
+                b'/' | b'\\' => {
+                    present.slash = true;
+                    present.signature = true;
+                }
+                b'$' => {
+                    present.shell = true;
+                    present.signature = true;
+                }
+                b'{' => present.signature = true,
+                b':' => {
+                    present.signature = true;
+                    present.xss = true;
+                }
+                b'.' => {
+                    present.dot = true;
+                    present.xss = true;
+                }
+                b'\n' | b'\r' => present.shell = true,
+                b'0'..=b'9' => present.digit = true,
+                _ => {}
+            }
+        }
+        present
+    }
+
+    /// Whether the SQL detector can match. Without punctuation, quotes or digits, only a
+    /// select list of NULLs (`x union select null from t`) or a bare statement (level 2) is
+    /// left to find.
+    fn may_contain_sql(&self, bytes: &[u8], paranoia: u8) -> bool {
+        self.quote
+            || self.sql_punctuation
+            || self.dash
+            || self.slash
+            || self.digit
+            || paranoia >= 2
+            || xss::find_ignore_case(bytes, b"null").is_some()
+    }
 }
 
 fn run_detectors(
@@ -197,32 +291,48 @@ fn run_detectors(
     kind: TargetKind,
     detectors: Detectors,
     matchers: &Matchers,
+    sql_scratch: &mut sqli::Scratch,
+    paranoia: u8,
     hits: &mut Vec<Hit>,
 ) {
     let bytes = text.as_bytes();
+    let present = Present::scan(bytes);
     let structure = detectors != Detectors::Content;
     let content = detectors != Detectors::PathStructure;
     if structure {
-        traversal::detect_traversal(text, kind == TargetKind::Path, hits);
-        traversal::detect_sensitive_files(text, matchers, hits);
+        if present.dot {
+            traversal::detect_traversal(text, kind == TargetKind::Path, hits);
+        }
+        if present.slash || present.dot {
+            traversal::detect_sensitive_files(text, matchers, hits);
+        }
     }
     detect_crlf(bytes, kind, hits);
     if !content {
         return;
     }
-    sqli::Detector::new(text).detect(hits);
-    if may_contain_xss(bytes) {
+    if present.may_contain_sql(bytes, paranoia) {
+        sqli::Detector::new(text).detect(sql_scratch, hits);
+    }
+    if present.xss {
         xss::Detector::new(text, matchers).detect(hits);
     }
-    let context = if kind.is_body() {
-        cmdi::Context::Body
-    } else {
-        cmdi::Context::Head
-    };
-    cmdi::Detector::new(text, context).detect(hits);
+    if present.shell {
+        let context = if kind.is_body() {
+            cmdi::Context::Body
+        } else {
+            cmdi::Context::Head
+        };
+        cmdi::Detector::new(text, context).detect(hits);
+    }
+    if !present.signature {
+        return;
+    }
     let folded = decode::fold_comments_and_whitespace(text);
-    let matches = matchers.signatures.matches(&folded);
-    if matches.matched_any() {
+    // `is_match` stops at the first match and allocates nothing; `matches` runs only when
+    // there is something to report.
+    if matchers.signatures.is_match(&folded) {
+        let matches = matchers.signatures.matches(&folded);
         let span = 0..text.len().min(32);
         for index in matches.iter() {
             if let Some(&rule) = matchers.signature_rules.get(index) {

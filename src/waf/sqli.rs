@@ -499,32 +499,42 @@ pub(crate) type Hit = (RuleId, std::ops::Range<usize>);
 
 /// Token window with helpers for the grammar checks. Comments are skipped by [`Window::sig`]
 /// and examined explicitly where they matter.
-struct Window {
-    tokens: [Token; WINDOW_TOKENS],
-    len: usize,
+struct Window<'t> {
+    tokens: &'t [Token],
 }
 
-impl Window {
-    fn collect(lexer: &mut Lexer<'_>, first: Token) -> Self {
-        let blank = first;
-        let mut window = Window {
-            tokens: [blank; WINDOW_TOKENS],
-            len: 1,
-        };
-        while window.len < WINDOW_TOKENS {
-            match lexer.next_token() {
-                Some(token) => {
-                    window.tokens[window.len] = token;
-                    window.len += 1;
-                }
-                None => break,
+/// Lexes up to [`WINDOW_TOKENS`] tokens, starting with `first`, into `buffer`. Returns how
+/// many were written.
+fn fill(lexer: &mut Lexer<'_>, first: Token, buffer: &mut [Token; WINDOW_TOKENS]) -> usize {
+    buffer[0] = first;
+    let mut length = 1;
+    while length < WINDOW_TOKENS {
+        match lexer.next_token() {
+            Some(token) => {
+                buffer[length] = token;
+                length += 1;
             }
+            None => break,
         }
-        window
+    }
+    length
+}
+
+impl<'t> Window<'t> {
+    fn get(&self, index: usize) -> Option<&'t Token> {
+        self.tokens.get(index)
     }
 
-    fn get(&self, index: usize) -> Option<&Token> {
-        self.tokens[..self.len].get(index)
+    /// The window starting at token `start`, at most [`WINDOW_TOKENS`] long.
+    fn from(&self, start: usize) -> Window<'t> {
+        let end = (start + WINDOW_TOKENS).min(self.tokens.len());
+        Window {
+            tokens: self.tokens.get(start..end).unwrap_or(&[]),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tokens.len()
     }
 
     /// Index of the first non-comment token at or after `index`.
@@ -549,7 +559,7 @@ impl Window {
     fn span(&self, from: usize, to: usize) -> std::ops::Range<usize> {
         let start = self.get(from).map_or(0, |t| t.start);
         let end = self
-            .get(to.min(self.len.saturating_sub(1)))
+            .get(to.min(self.len().saturating_sub(1)))
             .map_or(start, |t| t.end);
         start..end.max(start)
     }
@@ -793,6 +803,13 @@ enum Operand {
     Subquery,
 }
 
+/// Token buffer reused across values, so that benign input allocates nothing once it has
+/// grown.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    tokens: Vec<Token>,
+}
+
 /// SQL injection detector for one decoded value.
 pub(crate) struct Detector<'a> {
     bytes: &'a [u8],
@@ -807,8 +824,8 @@ impl<'a> Detector<'a> {
 
     /// Runs every reading and pushes the hits. Rules that only higher paranoia levels use
     /// are reported too; the caller filters by level.
-    pub(crate) fn detect(&self, hits: &mut Vec<Hit>) {
-        self.bare_reading(hits);
+    pub(crate) fn detect(&self, scratch: &mut Scratch, hits: &mut Vec<Hit>) {
+        self.bare_reading(scratch, hits);
         for (at, &byte) in self.bytes.iter().enumerate() {
             if matches!(byte, b'\'' | b'"' | b'`') {
                 self.break_reading(at + 1, hits);
@@ -824,33 +841,26 @@ impl<'a> Detector<'a> {
 
     /// Reads the value from the start, as pasted into a numeric or identifier context, and
     /// scans the whole token stream for time-delay functions, probing names and statements.
-    fn bare_reading(&self, hits: &mut Vec<Hit>) {
+    fn bare_reading(&self, scratch: &mut Scratch, hits: &mut Vec<Hit>) {
+        let tokens = &mut scratch.tokens;
+        tokens.clear();
         let mut lexer = Lexer::new(self.bytes, 0);
-        let Some(first) = lexer.next_token() else {
-            return;
-        };
-        let window = Window::collect(&mut lexer, first);
-        self.check_start(&window, hits);
-
-        // Whole-value scan, window by window.
-        let mut lexer = Lexer::new(self.bytes, 0);
-        let mut count = 0;
         while let Some(token) = lexer.next_token() {
-            count += 1;
-            if count > MAX_TOKENS {
+            if tokens.len() == MAX_TOKENS {
                 break;
             }
-            if !matches!(
+            tokens.push(token);
+        }
+        let all = Window { tokens };
+        self.check_start(&all.from(0), hits);
+        for (index, token) in tokens.iter().enumerate() {
+            let trigger = matches!(
                 token.kind,
                 Kind::Func | Kind::Union | Kind::Semi | Kind::Stmt | Kind::Var
-            ) && !matches!(token.kw, Kw::Probe | Kw::SystemProc)
-            {
-                continue;
+            ) || matches!(token.kw, Kw::Probe | Kw::SystemProc);
+            if trigger {
+                self.check_anywhere(&all.from(index), hits);
             }
-            let mut sub = Lexer::new(self.bytes, token.end);
-            sub.in_executable_comment = lexer.in_executable_comment;
-            let window = Window::collect(&mut sub, token);
-            self.check_anywhere(&window, hits);
         }
         if let Some(at) = lexer.saw_executable_comment {
             Self::push(
@@ -971,7 +981,11 @@ impl<'a> Detector<'a> {
         ) {
             return;
         }
-        let window = Window::collect(&mut lexer, first);
+        let mut buffer = [first; WINDOW_TOKENS];
+        let length = fill(&mut lexer, first, &mut buffer);
+        let window = Window {
+            tokens: &buffer[..length],
+        };
         let quote = start.saturating_sub(1);
         let mut i = 0;
         while window.kind(Some(i)) == Some(Kind::RParen) {
@@ -1055,21 +1069,12 @@ impl<'a> Detector<'a> {
     }
 
     fn check_anywhere_in(&self, window: &Window, hits: &mut Vec<Hit>) {
-        for start in 0..window.len {
-            let Some(token) = window.get(start) else {
-                break;
-            };
+        for (start, token) in window.tokens.iter().enumerate() {
             if matches!(
                 token.kind,
                 Kind::Func | Kind::Union | Kind::Semi | Kind::Stmt
             ) {
-                let mut sub = Window {
-                    tokens: window.tokens,
-                    len: window.len,
-                };
-                sub.tokens.copy_within(start..window.len, 0);
-                sub.len = window.len - start;
-                self.check_anywhere(&sub, hits);
+                self.check_anywhere(&window.from(start), hits);
             }
         }
     }
@@ -1081,7 +1086,7 @@ mod tests {
 
     fn rules(text: &str) -> Vec<u32> {
         let mut hits = Vec::new();
-        Detector::new(text).detect(&mut hits);
+        Detector::new(text).detect(&mut Scratch::default(), &mut hits);
         let mut ids: Vec<u32> = hits.iter().map(|(rule, _)| rule.0).collect();
         ids.sort_unstable();
         ids
@@ -1294,7 +1299,7 @@ mod tests {
             }
             let text = String::from_utf8_lossy(&raw);
             let mut hits = Vec::new();
-            Detector::new(&text).detect(&mut hits);
+            Detector::new(&text).detect(&mut Scratch::default(), &mut hits);
             for (_, span) in hits {
                 assert!(span.start <= span.end && span.end <= text.len());
             }

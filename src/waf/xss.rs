@@ -277,8 +277,12 @@ impl<'a> Detector<'a> {
         for at in memchr::memchr3_iter(b'\'', b'"', b'`', self.bytes) {
             self.js_string_break(at, hits);
         }
-        self.sink_calls(hits);
-        self.css_and_templates(hits);
+        if memchr::memchr3(b'(', b'`', b'.', self.bytes).is_some() {
+            self.sink_calls(hits);
+        }
+        if memchr::memchr2(b'(', b'-', self.bytes).is_some() {
+            self.css_and_templates(hits);
+        }
     }
 
     fn byte(&self, at: usize) -> Option<u8> {
