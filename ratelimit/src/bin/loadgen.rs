@@ -2,8 +2,10 @@
 //! prints throughput and latency percentiles.
 //!
 //! Closed loop (the default) keeps `--concurrency` calls in flight and measures the maximum
-//! rate. Open loop (`--rate N`) starts calls on a fixed schedule whatever the responses do, and
-//! measures each latency from the call's scheduled start, so queueing delay counts.
+//! rate. Open loop (`--rate N`) starts calls on a fixed schedule whatever the responses do, so a
+//! slow service builds a queue instead of slowing the generator down. Each latency runs from the
+//! moment the call is started. `max_lag_ms` in the report is the longest delay between a call's
+//! scheduled and actual start; a lag near the latencies means the generator itself fell behind.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,10 @@ struct Args {
     /// Calls per second in open-loop mode; without it the generator runs closed-loop.
     #[arg(long)]
     rate: Option<u64>,
+    /// Worker threads of the generator's runtime; one leaves the other cores to the service and
+    /// Redis on the same host.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Calls in flight in closed-loop mode.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -76,6 +82,7 @@ struct Tally {
     over_limit: u64,
     errors: u64,
     dropped: u64,
+    max_lag: Duration,
 }
 
 impl Tally {
@@ -85,6 +92,7 @@ impl Tally {
         self.over_limit += other.over_limit;
         self.errors += other.errors;
         self.dropped += other.dropped;
+        self.max_lag = self.max_lag.max(other.max_lag);
     }
 
     fn record(&mut self, latency: Duration, result: &Result<bool, tonic::Status>) {
@@ -124,9 +132,16 @@ impl Caller {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let mut clients = Vec::with_capacity(args.connections.max(1));
     for _ in 0..args.connections.max(1) {
         let channel = Channel::from_shared(format!("http://{}", args.target))?
@@ -216,22 +231,26 @@ async fn open_loop(
     let start = tokio::time::Instant::now();
     let mut calls = Vec::with_capacity(total_calls as usize);
     let mut dropped = 0;
+    let mut max_lag = Duration::ZERO;
     for index in 0..total_calls {
         let scheduled = start + interval.mul_f64(index as f64);
         tokio::time::sleep_until(scheduled).await;
+        max_lag = max_lag.max(scheduled.elapsed());
         let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
             dropped += 1;
             continue;
         };
         let caller = Arc::clone(caller);
         calls.push(tokio::spawn(async move {
+            let started = Instant::now();
             let result = caller.call(first_sequence + index).await;
             drop(permit);
-            (scheduled.elapsed(), result)
+            (started.elapsed(), result)
         }));
     }
     let mut tally = Tally {
         dropped,
+        max_lag,
         ..Tally::default()
     };
     for call in calls {
@@ -254,7 +273,7 @@ fn report(mode: &str, mut tally: Tally, elapsed: Duration) {
     let calls = tally.latencies_us.len() as u64;
     let rps = calls as f64 / elapsed.as_secs_f64();
     println!(
-        "{mode} calls={calls} ok={} over_limit={} errors={} dropped={} seconds={:.2} rps={rps:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+        "{mode} calls={calls} ok={} over_limit={} errors={} dropped={} seconds={:.2} rps={rps:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} max_lag_ms={:.3}",
         tally.ok,
         tally.over_limit,
         tally.errors,
@@ -264,5 +283,6 @@ fn report(mode: &str, mut tally: Tally, elapsed: Duration) {
         percentile(0.90),
         percentile(0.99),
         percentile(1.0),
+        tally.max_lag.as_secs_f64() * 1000.0,
     );
 }

@@ -61,6 +61,11 @@ impl RedisStore {
     /// reachable seed node at start to learn the slot map.
     pub async fn connect(options: RedisOptions) -> Result<RedisStore, StoreError> {
         let url = &options.url;
+        if url.tls {
+            // rustls needs a process-wide crypto provider. An error means one is installed
+            // already, which serves as well.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let certificates = || TlsCertificates {
             client_tls: None,
             root_cert: options.ca_pem.clone(),
