@@ -55,11 +55,11 @@ build: wasm-target
 ## run: Envoy on 127.0.0.1:10000 in front of the echo upstream on 127.0.0.1:8080, with the
 ## rate-limit service on 127.0.0.1:8081 using its in-memory store
 run: build $(ENVOY_DEP)
-	$(CARGO) build --release -p meshguard-dev -p meshguard-ratelimit --bin meshguard-echo --bin meshguard-ratelimit
+	$(CARGO) build -p meshguard-dev -p meshguard-ratelimit --bin meshguard-echo --bin meshguard-ratelimit
 	@echo "meshguard: http://127.0.0.1:10000 (admin http://127.0.0.1:9901); Ctrl-C stops"
 	@trap 'kill 0' EXIT; \
-		target/release/meshguard-echo --listen 127.0.0.1:8080 & \
-		target/release/meshguard-ratelimit serve --config envoy/ratelimit.yaml \
+		target/debug/meshguard-echo --listen 127.0.0.1:8080 & \
+		target/debug/meshguard-ratelimit serve --config envoy/ratelimit.yaml \
 			--grpc-addr 127.0.0.1:8081 --http-addr 127.0.0.1:8082 & \
 		$(ENVOY_RUN) -c envoy/envoy.yaml --concurrency 1 --log-level warn \
 			--component-log-level wasm:info & \

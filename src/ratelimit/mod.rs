@@ -448,6 +448,45 @@ pub fn interpret(grpc_status: u32, body: Option<&[u8]>, rule: &str, with_headers
     }
 }
 
+/// Reads the window of a limit named `N per WINDOW`, as meshguard-ratelimit names its limits
+/// (`5 per 15m`, `100 per 1h30m`), in whole seconds rounded up. The RLS API can only give a
+/// unit, and meshguard-ratelimit reports `15m` as `HOUR`, so the name is the exact source.
+fn window_from_name(name: &str) -> Option<u64> {
+    let (_, window) = name.split_once(" per ")?;
+    let mut millis: u64 = 0;
+    let mut number: u64 = 0;
+    let mut digits = false;
+    let mut chars = window.chars().peekable();
+    while let Some(c) = chars.next() {
+        if let Some(digit) = c.to_digit(10) {
+            number = number.checked_mul(10)?.checked_add(u64::from(digit))?;
+            digits = true;
+            continue;
+        }
+        if !digits {
+            return None;
+        }
+        let unit_millis = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            _ => return None,
+        };
+        millis = millis.checked_add(number.checked_mul(unit_millis)?)?;
+        number = 0;
+        digits = false;
+    }
+    if digits || millis == 0 {
+        return None;
+    }
+    Some(millis.div_ceil(1000))
+}
+
 fn header_value(header: &proto::HeaderValue) -> String {
     if header.value.is_empty() && !header.raw_value.is_empty() {
         String::from_utf8_lossy(&header.raw_value).into_owned()
@@ -494,9 +533,11 @@ fn limit_headers(status: &DescriptorStatus, rule: &str, over_limit: bool) -> Vec
         limit.name.as_str()
     };
     let name = name.replace(['"', '\\'], "");
-    let window = proto::Unit::try_from(limit.unit)
-        .ok()
-        .and_then(proto::Unit::seconds);
+    let window = window_from_name(&limit.name).or_else(|| {
+        proto::Unit::try_from(limit.unit)
+            .ok()
+            .and_then(proto::Unit::seconds)
+    });
     let mut policy = format!("\"{name}\";q={}", limit.requests_per_unit);
     if let Some(window) = window {
         policy.push_str(&format!(";w={window}"));

@@ -296,3 +296,39 @@ fn over_limit_without_statuses_still_retries() {
     assert_eq!(retry_after, 1);
     assert_eq!(find(&response_headers, "retry-after"), Some("1"));
 }
+
+#[test]
+fn window_read_from_limit_name() {
+    assert_eq!(window_from_name("5 per 15m"), Some(900));
+    assert_eq!(window_from_name("100 per 1h30m"), Some(5400));
+    assert_eq!(window_from_name("10 per 250ms"), Some(1));
+    assert_eq!(window_from_name("3 per 2d"), Some(172_800));
+    assert_eq!(window_from_name("login"), None);
+    assert_eq!(window_from_name("5 per 15x"), None);
+    assert_eq!(window_from_name("5 per 15"), None);
+    assert_eq!(window_from_name("5 per "), None);
+}
+
+#[test]
+fn policy_window_prefers_the_limit_name() {
+    let mut over = status(Code::OverLimit, 0, 600, 5, Unit::Hour);
+    if let Some(limit) = &mut over.current_limit {
+        limit.name = "5 per 15m".into();
+    }
+    let body = encoded(RateLimitResponse {
+        overall_code: Code::OverLimit as i32,
+        statuses: vec![over],
+        response_headers_to_add: vec![],
+        request_headers_to_add: vec![],
+    });
+    let Outcome::OverLimit {
+        response_headers, ..
+    } = interpret(0, Some(&body), "login", false)
+    else {
+        panic!("expected over limit");
+    };
+    assert_eq!(
+        find(&response_headers, "ratelimit-policy"),
+        Some("\"5 per 15m\";q=5;w=900")
+    );
+}
