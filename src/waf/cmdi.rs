@@ -163,6 +163,21 @@ fn lookup(word: &[u8]) -> Option<Class> {
         .map(|(_, class)| *class)
 }
 
+/// Longest shell word read after a separator; longer words are no command name.
+const MAX_WORD: usize = 64;
+
+/// A shell word with quotes removed, lowercased, on the stack.
+struct ShellWord {
+    bytes: [u8; MAX_WORD],
+    length: usize,
+}
+
+impl ShellWord {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.length]
+    }
+}
+
 /// Command injection detector for one decoded value.
 pub(crate) struct Detector<'a> {
     bytes: &'a [u8],
@@ -225,7 +240,7 @@ impl<'a> Detector<'a> {
             i = self.skip_blanks(i + 1);
         }
         let (word, end) = self.shell_word(i)?;
-        let name = command_name(&word);
+        let name = command_name(word.as_slice());
         let class = lookup(name)?;
         let after = self.skip_blanks(end);
         let next = self.byte(after);
@@ -300,24 +315,28 @@ impl<'a> Detector<'a> {
 
     /// Reads one shell word starting at `start`, removing quotes, backslashes and the empty
     /// expansions `$@`, `$*` and `$1`..`$9`. Returns the word and the index after it.
-    fn shell_word(&self, start: usize) -> Option<(Vec<u8>, usize)> {
-        let mut word = Vec::new();
+    fn shell_word(&self, start: usize) -> Option<(ShellWord, usize)> {
+        let mut word = ShellWord {
+            bytes: [0; MAX_WORD],
+            length: 0,
+        };
         let mut i = start;
         while let Some(byte) = self.byte(i) {
             match byte {
                 b'\'' | b'"' | b'\\' => i += 1,
                 b'$' if matches!(self.byte(i + 1), Some(b'@' | b'*' | b'0'..=b'9')) => i += 2,
                 b if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-') => {
-                    if word.len() >= 64 {
+                    if word.length == MAX_WORD {
                         return None;
                     }
-                    word.push(b.to_ascii_lowercase());
+                    word.bytes[word.length] = b.to_ascii_lowercase();
+                    word.length += 1;
                     i += 1;
                 }
                 _ => break,
             }
         }
-        (!word.is_empty()).then_some((word, i))
+        (word.length > 0).then_some((word, i))
     }
 
     /// Whether the argument at `at` looks like part of a command line rather than prose:

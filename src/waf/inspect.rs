@@ -97,24 +97,38 @@ impl<'a> Scan<'a> {
         name: &str,
         options: ValueOptions,
     ) {
-        if is_inert(raw) {
+        let raw_present = Present::scan(raw);
+        let double_dash = raw_present.has(DASH)
+            && memchr::memchr_iter(b'-', raw).any(|at| raw.get(at + 1) == Some(&b'-'));
+        if !raw_present.has(NOT_INERT) && !double_dash {
             return;
         }
-        let decoded = decode::decode(
-            raw,
-            DecodeOptions {
-                plus_as_space: options.plus_as_space,
-                passes: self.decode_passes,
-            },
-        );
+        let plain =
+            !raw_present.has(NEEDS_DECODING) && !(options.plus_as_space && raw_present.has(PLUS));
         self.hits.clear();
-        if options.anomalies {
-            anomaly_hits(decoded.flags, kind, decoded.text.len(), &mut self.hits);
-        }
-        let text: &str = &decoded.text;
+        let decoded;
+        let (text, present) = match std::str::from_utf8(raw) {
+            // Nothing to decode: the value is ASCII without `%`, `&`, NUL or `+`.
+            Ok(text) if plain => (text, raw_present),
+            _ => {
+                decoded = decode::decode(
+                    raw,
+                    DecodeOptions {
+                        plus_as_space: options.plus_as_space,
+                        passes: self.decode_passes,
+                    },
+                );
+                if options.anomalies {
+                    anomaly_hits(decoded.flags, kind, decoded.text.len(), &mut self.hits);
+                }
+                let text: &str = &decoded.text;
+                (text, Present::scan(text.as_bytes()))
+            }
+        };
         if !is_inert(text.as_bytes()) {
             run_detectors(
                 text,
+                present,
                 kind,
                 options.detectors,
                 self.matchers,
@@ -195,99 +209,117 @@ fn anomaly_hits(flags: DecodeFlags, kind: TargetKind, length: usize, hits: &mut 
     }
 }
 
-/// Punctuation classes present in a value, gathered in one pass so that a detector whose
+const QUOTE: u16 = 1;
+const SQL_PUNCTUATION: u16 = 1 << 1;
+const DASH: u16 = 1 << 2;
+const SLASH: u16 = 1 << 3;
+const DOT: u16 = 1 << 4;
+const DIGIT: u16 = 1 << 5;
+const SIGNATURE: u16 = 1 << 6;
+const XSS: u16 = 1 << 7;
+const SHELL: u16 = 1 << 8;
+const STAR: u16 = 1 << 9;
+const LESS_THAN: u16 = 1 << 10;
+const BANG: u16 = 1 << 11;
+/// Whitespace other than the plain space, which comment and whitespace folding rewrites.
+const OTHER_SPACE: u16 = 1 << 12;
+/// Any byte other than letters, digits, `_`, `.`, `~` and `-`.
+const NOT_INERT: u16 = 1 << 13;
+/// `%`, `&`, NUL and non-ASCII bytes, which the decoding pipeline may change.
+const NEEDS_DECODING: u16 = 1 << 14;
+const PLUS: u16 = 1 << 15;
+
+/// Character classes of each byte, for [`Present::scan`].
+const BYTE_CLASSES: [u16; 256] = {
+    let mut table = [0u16; 256];
+    table[b'\'' as usize] = QUOTE | XSS;
+    table[b'"' as usize] = QUOTE | XSS;
+    table[b'`' as usize] = QUOTE | XSS | SHELL;
+    table[b'=' as usize] = SQL_PUNCTUATION;
+    table[b'>' as usize] = SQL_PUNCTUATION;
+    table[b'!' as usize] = SQL_PUNCTUATION | BANG;
+    table[b'*' as usize] = SQL_PUNCTUATION | STAR;
+    table[b',' as usize] = SQL_PUNCTUATION;
+    table[b'@' as usize] = SQL_PUNCTUATION;
+    table[b'#' as usize] = SQL_PUNCTUATION;
+    table[b'<' as usize] = SQL_PUNCTUATION | XSS | LESS_THAN;
+    table[b';' as usize] = SQL_PUNCTUATION | SHELL;
+    table[b'&' as usize] = SQL_PUNCTUATION | SHELL;
+    table[b'|' as usize] = SQL_PUNCTUATION | SHELL | SIGNATURE;
+    table[b'(' as usize] = SQL_PUNCTUATION | XSS | SIGNATURE;
+    table[b'-' as usize] = DASH | SIGNATURE;
+    table[b'/' as usize] = SLASH | SIGNATURE;
+    table[b'\\' as usize] = SLASH | SIGNATURE;
+    table[b'$' as usize] = SHELL | SIGNATURE;
+    table[b'{' as usize] = SIGNATURE;
+    table[b'+' as usize] = PLUS;
+    table[b':' as usize] = SIGNATURE | XSS;
+    table[b'.' as usize] = DOT | XSS;
+    table[b'\n' as usize] = SHELL | OTHER_SPACE;
+    table[b'\r' as usize] = SHELL | OTHER_SPACE;
+    table[b'\t' as usize] = OTHER_SPACE;
+    table[0x0B] = OTHER_SPACE;
+    table[0x0C] = OTHER_SPACE;
+    let mut digit = b'0';
+    while digit <= b'9' {
+        table[digit as usize] = DIGIT;
+        digit += 1;
+    }
+    let mut byte = 0usize;
+    while byte < 256 {
+        let inert =
+            (byte as u8).is_ascii_alphanumeric() || matches!(byte as u8, b'_' | b'.' | b'~' | b'-');
+        if !inert {
+            table[byte] |= NOT_INERT;
+        }
+        if byte >= 0x80 || matches!(byte as u8, b'%' | b'&' | 0) {
+            table[byte] |= NEEDS_DECODING;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// Character classes present in a value, gathered in one pass so that a detector whose
 /// trigger characters are all absent is skipped.
 #[derive(Clone, Copy, Debug, Default)]
-struct Present {
-    quote: bool,
-    /// `= < > ! | & * , @ ; ( #`, the operators and punctuation of SQL.
-    sql_punctuation: bool,
-    dash: bool,
-    slash: bool,
-    dot: bool,
-    digit: bool,
-    /// `$ { | : / \ - (`, one of which every signature pattern contains.
-    signature: bool,
-    /// `< : ' " ` ( .`, where the XSS checks start.
-    xss: bool,
-    /// `; | & $` backtick and line breaks.
-    shell: bool,
-}
+struct Present(u16);
 
 impl Present {
     fn scan(bytes: &[u8]) -> Self {
-        let mut present = Present::default();
-        for &byte in bytes {
-            match byte {
-                b'\'' | b'"' | b'`' => {
-                    present.quote = true;
-                    present.xss = true;
-                    present.shell |= byte == b'`';
-                }
-                b'=' | b'>' | b'!' | b'*' | b',' | b'@' | b'#' => present.sql_punctuation = true,
-                b'<' => {
-                    present.sql_punctuation = true;
-                    present.xss = true;
-                }
-                b';' | b'&' => {
-                    present.sql_punctuation = true;
-                    present.shell = true;
-                }
-                b'|' => {
-                    present.sql_punctuation = true;
-                    present.shell = true;
-                    present.signature = true;
-                }
-                b'(' => {
-                    present.sql_punctuation = true;
-                    present.xss = true;
-                    present.signature = true;
-                }
-                b'-' => {
-                    present.dash = true;
-                    present.signature = true;
-                }
-                b'/' | b'\\' => {
-                    present.slash = true;
-                    present.signature = true;
-                }
-                b'$' => {
-                    present.shell = true;
-                    present.signature = true;
-                }
-                b'{' => present.signature = true,
-                b':' => {
-                    present.signature = true;
-                    present.xss = true;
-                }
-                b'.' => {
-                    present.dot = true;
-                    present.xss = true;
-                }
-                b'\n' | b'\r' => present.shell = true,
-                b'0'..=b'9' => present.digit = true,
-                _ => {}
-            }
-        }
-        present
+        Present(
+            bytes
+                .iter()
+                .fold(0, |classes, &byte| classes | BYTE_CLASSES[byte as usize]),
+        )
+    }
+
+    fn has(self, class: u16) -> bool {
+        self.0 & class != 0
+    }
+
+    /// Whether [`decode::fold_comments_and_whitespace`] can change the value.
+    fn may_fold(self, bytes: &[u8]) -> bool {
+        self.has(OTHER_SPACE)
+            || (self.has(STAR) && self.has(SLASH))
+            || (self.has(LESS_THAN) && self.has(BANG))
+            || memchr::memchr_iter(b' ', bytes).any(|at| bytes.get(at + 1) == Some(&b' '))
     }
 
     /// Whether the SQL detector can match. Without punctuation, quotes or digits, only a
     /// select list of NULLs (`x union select null from t`) or a bare statement (level 2) is
     /// left to find.
-    fn may_contain_sql(&self, bytes: &[u8], paranoia: u8) -> bool {
-        self.quote
-            || self.sql_punctuation
-            || self.dash
-            || self.slash
-            || self.digit
+    fn may_contain_sql(self, bytes: &[u8], paranoia: u8) -> bool {
+        self.has(QUOTE | SQL_PUNCTUATION | DASH | SLASH | DIGIT)
             || paranoia >= 2
             || xss::find_ignore_case(bytes, b"null").is_some()
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_detectors(
     text: &str,
+    present: Present,
     kind: TargetKind,
     detectors: Detectors,
     matchers: &Matchers,
@@ -296,14 +328,13 @@ fn run_detectors(
     hits: &mut Vec<Hit>,
 ) {
     let bytes = text.as_bytes();
-    let present = Present::scan(bytes);
     let structure = detectors != Detectors::Content;
     let content = detectors != Detectors::PathStructure;
     if structure {
-        if present.dot {
+        if present.has(DOT) {
             traversal::detect_traversal(text, kind == TargetKind::Path, hits);
         }
-        if present.slash || present.dot {
+        if present.has(SLASH | DOT) {
             traversal::detect_sensitive_files(text, matchers, hits);
         }
     }
@@ -314,10 +345,10 @@ fn run_detectors(
     if present.may_contain_sql(bytes, paranoia) {
         sqli::Detector::new(text).detect(sql_scratch, hits);
     }
-    if present.xss {
+    if present.has(XSS) {
         xss::Detector::new(text, matchers).detect(hits);
     }
-    if present.shell {
+    if present.has(SHELL) {
         let context = if kind.is_body() {
             cmdi::Context::Body
         } else {
@@ -325,10 +356,14 @@ fn run_detectors(
         };
         cmdi::Detector::new(text, context).detect(hits);
     }
-    if !present.signature {
+    if !present.has(SIGNATURE) {
         return;
     }
-    let folded = decode::fold_comments_and_whitespace(text);
+    let folded = if present.may_fold(bytes) {
+        decode::fold_comments_and_whitespace(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     // `is_match` stops at the first match and allocates nothing; `matches` runs only when
     // there is something to report.
     if matchers.signatures.is_match(&folded) {

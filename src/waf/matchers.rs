@@ -1,7 +1,7 @@
 //! Matchers compiled once per [`super::Waf`]: the signature `RegexSet`, the sensitive-file
 //! and sink name automata.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::RegexSet;
 
 use super::rules::RuleId;
@@ -147,11 +147,13 @@ impl Matchers {
         let sensitive_files = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(SENSITIVE_FILES.iter().map(|(name, _)| name))
             .map_err(|error| BuildError(error.to_string()))?;
         let sinks = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(SINK_CALLS.iter().chain(SINK_PROPERTIES))
             .map_err(|error| BuildError(error.to_string()))?;
         Ok(Matchers {

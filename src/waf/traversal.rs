@@ -36,7 +36,7 @@ fn is_parent_segment(segment: &[u8]) -> bool {
 /// parent segment is already decisive.
 pub(crate) fn detect_traversal(text: &str, in_path: bool, hits: &mut Vec<Hit>) {
     let bytes = text.as_bytes();
-    if memchr::memmem::find(bytes, b"..").is_none() {
+    if !memchr::memchr_iter(b'.', bytes).any(|at| bytes.get(at + 1) == Some(&b'.')) {
         return;
     }
     let mut count = 0;
