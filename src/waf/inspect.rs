@@ -103,8 +103,8 @@ impl<'a> Scan<'a> {
         if !raw_present.has(NOT_INERT) && !double_dash {
             return;
         }
-        let plain =
-            !raw_present.has(NEEDS_DECODING) && !(options.plus_as_space && raw_present.has(PLUS));
+        let plus_is_space = options.plus_as_space && raw_present.has(PLUS);
+        let plain = !raw_present.has(NEEDS_DECODING) && !plus_is_space;
         self.hits.clear();
         let decoded;
         let (text, present) = match std::str::from_utf8(raw) {
