@@ -90,7 +90,8 @@ PIDS+=($!)
 wait_port "$REDIS_PORT"
 
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
-echo "== $(redis-server --version | cut -d' ' -f1-3), $("$SERVICE" --version)"
+echo "== $(redis-server --version | cut -d' ' -f1-3), $("$SERVICE" --version), $(uname -r)"
+echo "== load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 SHA=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "$(cat "$ROOT/ratelimit/src/store/sliding_window.lua")")
 : >"$WORK/ceiling.csv"

@@ -5,7 +5,7 @@
 //! rate. Open loop (`--rate N`) starts calls on a fixed schedule whatever the responses do, so a
 //! slow service builds a queue instead of slowing the generator down. Each latency runs from the
 //! moment the call is started. `max_lag_ms` in the report is the longest delay between a call's
-//! scheduled and actual start; a lag near the latencies means the generator itself fell behind.
+//! scheduled and actual start. A lag near the latencies means the generator itself fell behind.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
