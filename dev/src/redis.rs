@@ -308,24 +308,52 @@ fn cluster_info(port: u16) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// A master [`RedisServer`] watched by one Sentinel under the name `mymaster`.
+/// A master [`RedisServer`] watched by one Sentinel under the name `mymaster`, optionally with
+/// one replica the Sentinel can promote.
 pub struct RedisSentinel {
     pub master: RedisServer,
+    pub replica: Option<RedisServer>,
     pub sentinel: RedisServer,
 }
 
 impl RedisSentinel {
     pub const MASTER_NAME: &'static str = "mymaster";
 
+    /// Starts a master and a Sentinel watching it.
     pub fn start() -> io::Result<RedisSentinel> {
+        Self::start_inner(false)
+    }
+
+    /// Starts a master, a replica of it, and a Sentinel that fails over to the replica about a
+    /// second after the master stops answering.
+    pub fn start_with_replica() -> io::Result<RedisSentinel> {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(with_replica: bool) -> io::Result<RedisSentinel> {
         let master = RedisServer::start()?;
+        let replica = if with_replica {
+            let master_port = master.port().to_string();
+            let replica =
+                RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &master_port])?;
+            wait_for_replication(master.port())?;
+            Some(replica)
+        } else {
+            None
+        };
         let config_text = format!(
-            "sentinel monitor {name} 127.0.0.1 {port} 1\nsentinel down-after-milliseconds {name} 1000\n",
+            "sentinel monitor {name} 127.0.0.1 {port} 1\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 5000\n",
             name = Self::MASTER_NAME,
             port = master.port()
         );
         let sentinel = RedisServer::start_with_config(Some(&config_text), &["--sentinel"])?;
-        Ok(RedisSentinel { master, sentinel })
+        Ok(RedisSentinel {
+            master,
+            replica,
+            sentinel,
+        })
     }
 
     /// `redis+sentinel://127.0.0.1:PORT/mymaster`.
@@ -335,5 +363,26 @@ impl RedisSentinel {
             self.sentinel.port(),
             Self::MASTER_NAME
         )
+    }
+}
+
+/// Waits until the master on `port` reports a connected replica.
+fn wait_for_replication(port: u16) -> io::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let output = Command::new(redis_cli_bin())
+            .args(["-p", &port.to_string(), "info", "replication"])
+            .stdin(Stdio::null())
+            .output()?;
+        if String::from_utf8_lossy(&output.stdout).contains("connected_slaves:1") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no replica connected to the master on port {port}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

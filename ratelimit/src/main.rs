@@ -117,7 +117,12 @@ fn check(file: &std::path::Path) -> ExitCode {
             for error in &errors {
                 eprintln!("{}: {error}", file.display());
             }
-            eprintln!("{}: {} problems found", file.display(), errors.len());
+            let noun = if errors.len() == 1 {
+                "problem"
+            } else {
+                "problems"
+            };
+            eprintln!("{}: {} {noun} found", file.display(), errors.len());
             ExitCode::FAILURE
         }
         Err(error) => {

@@ -183,3 +183,50 @@ async fn sentinel_master_is_used() {
     assert_eq!(keys.len(), 2, "{keys:?}");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_moves_to_new_master() {
+    let mut sentinel = RedisSentinel::start_with_replica().unwrap();
+    let service = Service::start(
+        &limits_file(&["{requests: 1000, window: 1h}"]),
+        redis_store(&sentinel.url(), 2000),
+    )
+    .await;
+    let mut client = service.client().await;
+    assert!(
+        recovers(&mut client, &[("k", "before")]).await,
+        "sentinel master never answered"
+    );
+
+    sentinel.master.stop().unwrap();
+    // The Sentinel marks the master down after 1 s and then promotes the replica.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut recovered = false;
+    while Instant::now() < deadline {
+        let response = client
+            .should_rate_limit(request("test", vec![descriptor(&[("k", "after")])], 0))
+            .await;
+        if matches!(&response, Ok(response) if is_ok(response.get_ref())) {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "no OK from the promoted replica within 30 s");
+
+    let replica_port = sentinel.replica.as_ref().unwrap().port();
+    let mut connection = redis::Client::open(format!("redis://127.0.0.1:{replica_port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let replication: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(replication.contains("role:master"), "{replication}");
+    let keys: Vec<String> = connection.keys("*").await.unwrap();
+    assert!(keys.iter().any(|key| key.contains("5:after")), "{keys:?}");
+    service.stop().await;
+}
