@@ -76,6 +76,30 @@ pub struct Admission {
     pub dry_run_denial: Option<Denial>,
 }
 
+impl Admission {
+    /// Number of header changes the admission makes to the request.
+    pub fn change_count(&self) -> usize {
+        self.remove_headers.len() + self.add_headers.len() + usize::from(self.new_path.is_some())
+    }
+
+    /// The request's headers with the admission's changes applied: removed headers dropped,
+    /// `:path` replaced, claim headers appended. Order is otherwise kept.
+    pub fn rewrite(&self, headers: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = headers
+            .iter()
+            .filter(|(name, _)| !self.remove_headers.contains(name))
+            .map(|(name, value)| match (&self.new_path, name.as_str()) {
+                (Some(path), ":path") => (name.clone(), path.clone().into_bytes()),
+                _ => (name.clone(), value.clone()),
+            })
+            .collect();
+        for (name, value) in &self.add_headers {
+            out.push((name.clone(), value.clone().into_bytes()));
+        }
+        out
+    }
+}
+
 /// The outcome of the access checks.
 #[derive(Debug, Clone)]
 pub enum Decision {

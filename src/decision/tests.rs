@@ -235,3 +235,35 @@ fn missing_pseudo_headers_do_not_panic() {
     let d = denial(run(&config(json!({})), "", "", "", &[]));
     assert_eq!(d.status, 400);
 }
+
+#[test]
+fn rewrite_applies_every_change_once() {
+    let c = config(json!({}));
+    let mut headers = vec![
+        (":method".to_owned(), b"GET".to_vec()),
+        (":path".to_owned(), b"/x/../admin".to_vec()),
+        ("x-user".to_owned(), b"mallory".to_vec()),
+        ("x-user".to_owned(), b"mallory2".to_vec()),
+        ("accept".to_owned(), b"*/*".to_vec()),
+    ];
+    headers.extend(bearer(&token(&["admin"])));
+    let a = admission(get(&c, "/x/../admin", &headers));
+    assert_eq!(
+        a.change_count(),
+        4,
+        "x-user, authorization, :path and the new x-user"
+    );
+    let rewritten = a.rewrite(&headers);
+    let values = |name: &str| -> Vec<&[u8]> {
+        rewritten
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    };
+    assert_eq!(values(":path"), vec![b"/admin".as_slice()]);
+    assert_eq!(values("x-user"), vec![b"alice".as_slice()]);
+    assert!(values("authorization").is_empty());
+    assert_eq!(values("accept"), vec![b"*/*".as_slice()]);
+    assert_eq!(values(":method"), vec![b"GET".as_slice()]);
+}
