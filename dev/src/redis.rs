@@ -325,7 +325,7 @@ impl RedisSentinel {
     }
 
     /// Starts a master, a replica of it, and a Sentinel that fails over to the replica about a
-    /// second after the master stops answering.
+    /// second after the master stops replying.
     pub fn start_with_replica() -> io::Result<RedisSentinel> {
         Self::start_inner(true)
     }
