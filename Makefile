@@ -80,9 +80,11 @@ lint: wasm-target
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshguard --lib --target wasm32-wasip1 -- -D warnings
 
-## bench: Envoy throughput with and without the filter, and the criterion benchmarks
+## bench: Envoy throughput with and without the filter, the rate-limit service against Redis
+## and the memory store, and the criterion benchmarks of the inspector
 bench: build $(ENVOY_DEP) redis
 	bench/envoy.sh
+	ratelimit/bench.sh
 	$(CARGO) bench -p meshguard --bench waf
 
 KUBERNETES_VALIDATE_VERSION := 1.37.0
