@@ -115,8 +115,13 @@ pub(crate) fn inspect(
     };
     match kind {
         BodyKind::Json => {
-            let mut walker = JsonWalker::new(body);
-            if walker.walk(scan).is_err() {
+            // JSON is UTF-8 (RFC 8259), so the body is validated once and strings are sliced
+            // from it without further checks.
+            let walked = match std::str::from_utf8(body) {
+                Ok(text) => JsonWalker::new(text).walk(scan),
+                Err(_) => Err(JsonError),
+            };
+            if walked.is_err() {
                 scan.structural(RuleId::INVALID_JSON, TargetKind::Body, "", "");
                 scan.value(body, TargetKind::Body, "", ValueOptions::PLAIN);
             }
@@ -151,6 +156,7 @@ struct JsonError;
 /// Validating JSON scanner that inspects keys and string values without building a tree.
 /// It tracks the JSON Pointer (RFC 6901) of the current value for target names.
 struct JsonWalker<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     pointer: String,
@@ -164,9 +170,10 @@ enum Container {
 }
 
 impl<'a> JsonWalker<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    fn new(text: &'a str) -> Self {
         JsonWalker {
-            bytes,
+            text,
+            bytes: text.as_bytes(),
             pos: 0,
             pointer: String::new(),
             scratch: Vec::new(),
@@ -353,18 +360,49 @@ impl<'a> JsonWalker<'a> {
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
             Some(b'n') => self.literal(b"null"),
-            Some(b'-' | b'0'..=b'9') => {
-                let start = self.pos;
-                while self.peek().is_some_and(|b| {
-                    b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')
-                }) {
-                    self.pos += 1;
-                }
-                let number =
-                    std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|_| JsonError)?;
-                number.parse::<f64>().map(|_| ()).map_err(|_| JsonError)
-            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
             _ => Err(JsonError),
+        }
+    }
+
+    /// Checks a number against the JSON grammar: `-? int frac? exp?`, where `int` has no
+    /// leading zero.
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(JsonError),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.required_digits()?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            self.required_digits()?;
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+    }
+
+    fn required_digits(&mut self) -> Result<(), JsonError> {
+        let start = self.pos;
+        self.digits();
+        if self.pos == start {
+            Err(JsonError)
+        } else {
+            Ok(())
         }
     }
 
@@ -383,29 +421,23 @@ impl<'a> JsonWalker<'a> {
         self.pos += 1;
         let start = self.pos;
         let mut escaped = false;
-        loop {
-            let offset =
-                memchr::memchr3(b'"', b'\\', b'\n', &self.bytes[self.pos..]).ok_or(JsonError)?;
-            self.pos += offset;
-            match self.bytes[self.pos] {
+        // A plain loop beats memchr here because most JSON strings are a few bytes long.
+        while let Some(&byte) = self.bytes.get(self.pos) {
+            match byte {
                 b'"' => {
                     let end = self.pos;
                     self.pos += 1;
-                    if self.bytes[start..end].iter().any(|&b| b < 0x20) {
-                        return Err(JsonError);
-                    }
                     return Ok((start, end, escaped));
                 }
                 b'\\' => {
                     escaped = true;
                     self.pos += 2;
-                    if self.pos > self.bytes.len() {
-                        return Err(JsonError);
-                    }
                 }
-                _ => return Err(JsonError),
+                0..=0x1F => return Err(JsonError),
+                _ => self.pos += 1,
             }
         }
+        Err(JsonError)
     }
 
     /// Returns the string's text borrowed from the body, or `None` when it had escapes and
@@ -416,10 +448,11 @@ impl<'a> JsonWalker<'a> {
         end: usize,
         escaped: bool,
     ) -> Result<Option<&'a str>, JsonError> {
-        let raw = &self.bytes[start..end];
         if !escaped {
-            return std::str::from_utf8(raw).map(Some).map_err(|_| JsonError);
+            // `start` and `end` sit next to ASCII quotes, so they are character boundaries.
+            return self.text.get(start..end).map(Some).ok_or(JsonError);
         }
+        let raw = self.bytes.get(start..end).ok_or(JsonError)?;
         self.scratch.clear();
         let mut i = 0;
         while i < raw.len() {
@@ -688,6 +721,18 @@ mod tests {
             plan(&[("content-type", b"image/png")], 10, 413),
             BodyPlan::Skip
         );
+    }
+
+    #[test]
+    fn json_number_grammar() {
+        for valid in ["0", "-0", "12", "-3.25", "1e10", "2.5E-3", "7e+2"] {
+            assert!(JsonWalker::new(valid).number().is_ok(), "{valid}");
+        }
+        for invalid in ["-", "1.", ".5", "1e", "-x"] {
+            let mut walker = JsonWalker::new(invalid);
+            let accepted = walker.number().is_ok() && walker.pos == invalid.len();
+            assert!(!accepted, "{invalid}");
+        }
     }
 
     #[test]

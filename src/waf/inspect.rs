@@ -98,8 +98,7 @@ impl<'a> Scan<'a> {
         options: ValueOptions,
     ) {
         let raw_present = Present::scan(raw);
-        let double_dash = raw_present.has(DASH)
-            && memchr::memchr_iter(b'-', raw).any(|at| raw.get(at + 1) == Some(&b'-'));
+        let double_dash = raw_present.has(DASH) && follows(raw, b'-', b'-');
         if !raw_present.has(NOT_INERT) && !double_dash {
             return;
         }
@@ -247,7 +246,7 @@ const BYTE_CLASSES: [u16; 256] = {
     table[b'&' as usize] = SQL_PUNCTUATION | SHELL;
     table[b'|' as usize] = SQL_PUNCTUATION | SHELL | SIGNATURE;
     table[b'(' as usize] = SQL_PUNCTUATION | XSS | SIGNATURE;
-    table[b'-' as usize] = DASH | SIGNATURE;
+    table[b'-' as usize] = DASH;
     table[b'/' as usize] = SLASH | SIGNATURE;
     table[b'\\' as usize] = SLASH | SIGNATURE;
     table[b'$' as usize] = SHELL | SIGNATURE;
@@ -298,22 +297,43 @@ impl Present {
         self.0 & class != 0
     }
 
+    /// Whether a signature pattern can match: each one contains `$ { | : / \\ (` or a
+    /// command-line flag (a blank, `-` and a letter, as in ` -enc`).
+    fn may_match_signature(self, bytes: &[u8]) -> bool {
+        self.has(SIGNATURE) || (self.has(DASH) && has_flag(bytes))
+    }
+
     /// Whether [`decode::fold_comments_and_whitespace`] can change the value.
     fn may_fold(self, bytes: &[u8]) -> bool {
         self.has(OTHER_SPACE)
             || (self.has(STAR) && self.has(SLASH))
             || (self.has(LESS_THAN) && self.has(BANG))
-            || memchr::memchr_iter(b' ', bytes).any(|at| bytes.get(at + 1) == Some(&b' '))
+            || follows(bytes, b' ', b' ')
     }
 
     /// Whether the SQL detector can match. Without punctuation, quotes or digits, only a
     /// select list of NULLs (`x union select null from t`) or a bare statement (level 2) is
     /// left to find.
     fn may_contain_sql(self, bytes: &[u8], paranoia: u8) -> bool {
-        self.has(QUOTE | SQL_PUNCTUATION | DASH | SLASH | DIGIT)
+        self.has(QUOTE | SQL_PUNCTUATION | SLASH | DIGIT)
+            || (self.has(DASH) && follows(bytes, b'-', b'-'))
             || paranoia >= 2
             || xss::find_ignore_case(bytes, b"null").is_some()
     }
+}
+
+/// Whether `bytes` contains a blank followed by `-` and a letter.
+fn has_flag(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'-', bytes).any(|at| {
+        at > 0
+            && matches!(bytes[at - 1], b' ' | b'\t')
+            && bytes.get(at + 1).is_some_and(|b| b.is_ascii_alphabetic())
+    })
+}
+
+/// Whether `second` directly follows some `first` in `bytes`.
+fn follows(bytes: &[u8], first: u8, second: u8) -> bool {
+    memchr::memchr_iter(first, bytes).any(|at| bytes.get(at + 1) == Some(&second))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -356,7 +376,7 @@ fn run_detectors(
         };
         cmdi::Detector::new(text, context).detect(hits);
     }
-    if !present.has(SIGNATURE) {
+    if !present.may_match_signature(bytes) {
         return;
     }
     let folded = if present.may_fold(bytes) {
