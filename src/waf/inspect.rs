@@ -208,33 +208,36 @@ fn anomaly_hits(flags: DecodeFlags, kind: TargetKind, length: usize, hits: &mut 
     }
 }
 
-const QUOTE: u16 = 1;
-const SQL_PUNCTUATION: u16 = 1 << 1;
-const DASH: u16 = 1 << 2;
-const SLASH: u16 = 1 << 3;
-const DOT: u16 = 1 << 4;
-const DIGIT: u16 = 1 << 5;
-const SIGNATURE: u16 = 1 << 6;
-const XSS: u16 = 1 << 7;
-const SHELL: u16 = 1 << 8;
-const STAR: u16 = 1 << 9;
-const LESS_THAN: u16 = 1 << 10;
-const BANG: u16 = 1 << 11;
+const QUOTE: u32 = 1;
+const SQL_PUNCTUATION: u32 = 1 << 1;
+const DASH: u32 = 1 << 2;
+const SLASH: u32 = 1 << 3;
+const DOT: u32 = 1 << 4;
+const DIGIT: u32 = 1 << 5;
+const SIGNATURE: u32 = 1 << 6;
+const XSS: u32 = 1 << 7;
+const SHELL: u32 = 1 << 8;
+const STAR: u32 = 1 << 9;
+const LESS_THAN: u32 = 1 << 10;
+const BANG: u32 = 1 << 11;
 /// Whitespace other than the plain space, which comment and whitespace folding rewrites.
-const OTHER_SPACE: u16 = 1 << 12;
+const OTHER_SPACE: u32 = 1 << 12;
 /// Any byte other than letters, digits, `_`, `.`, `~` and `-`.
-const NOT_INERT: u16 = 1 << 13;
+const NOT_INERT: u32 = 1 << 13;
 /// `%`, `&`, NUL and non-ASCII bytes, which the decoding pipeline may change.
-const NEEDS_DECODING: u16 = 1 << 14;
-const PLUS: u16 = 1 << 15;
+const NEEDS_DECODING: u32 = 1 << 14;
+const PLUS: u32 = 1 << 15;
+const COLON: u32 = 1 << 16;
+const EQUALS: u32 = 1 << 17;
+const PAREN: u32 = 1 << 18;
 
 /// Character classes of each byte, for [`Present::scan`].
-const BYTE_CLASSES: [u16; 256] = {
-    let mut table = [0u16; 256];
+const BYTE_CLASSES: [u32; 256] = {
+    let mut table = [0u32; 256];
     table[b'\'' as usize] = QUOTE | XSS;
     table[b'"' as usize] = QUOTE | XSS;
     table[b'`' as usize] = QUOTE | XSS | SHELL;
-    table[b'=' as usize] = SQL_PUNCTUATION;
+    table[b'=' as usize] = SQL_PUNCTUATION | EQUALS;
     table[b'>' as usize] = SQL_PUNCTUATION;
     table[b'!' as usize] = SQL_PUNCTUATION | BANG;
     table[b'*' as usize] = SQL_PUNCTUATION | STAR;
@@ -245,14 +248,14 @@ const BYTE_CLASSES: [u16; 256] = {
     table[b';' as usize] = SQL_PUNCTUATION | SHELL;
     table[b'&' as usize] = SQL_PUNCTUATION | SHELL;
     table[b'|' as usize] = SQL_PUNCTUATION | SHELL | SIGNATURE;
-    table[b'(' as usize] = SQL_PUNCTUATION | XSS | SIGNATURE;
+    table[b'(' as usize] = SQL_PUNCTUATION | XSS | SIGNATURE | PAREN;
     table[b'-' as usize] = DASH;
     table[b'/' as usize] = SLASH | SIGNATURE;
     table[b'\\' as usize] = SLASH | SIGNATURE;
     table[b'$' as usize] = SHELL | SIGNATURE;
     table[b'{' as usize] = SIGNATURE;
     table[b'+' as usize] = PLUS;
-    table[b':' as usize] = SIGNATURE | XSS;
+    table[b':' as usize] = SIGNATURE | XSS | COLON;
     table[b'.' as usize] = DOT | XSS;
     table[b'\n' as usize] = SHELL | OTHER_SPACE;
     table[b'\r' as usize] = SHELL | OTHER_SPACE;
@@ -282,7 +285,7 @@ const BYTE_CLASSES: [u16; 256] = {
 /// Character classes present in a value, gathered in one pass so that a detector whose
 /// trigger characters are all absent is skipped.
 #[derive(Clone, Copy, Debug, Default)]
-struct Present(u16);
+struct Present(u32);
 
 impl Present {
     fn scan(bytes: &[u8]) -> Self {
@@ -293,7 +296,19 @@ impl Present {
         )
     }
 
-    fn has(self, class: u16) -> bool {
+    fn xss_hints(self) -> xss::Hints {
+        xss::Hints {
+            less_than: self.has(LESS_THAN),
+            colon: self.has(COLON),
+            quote: self.has(QUOTE),
+            equals: self.has(EQUALS),
+            paren: self.has(PAREN),
+            dot: self.has(DOT),
+            dash: self.has(DASH),
+        }
+    }
+
+    fn has(self, class: u32) -> bool {
         self.0 & class != 0
     }
 
@@ -366,7 +381,7 @@ fn run_detectors(
         sqli::Detector::new(text).detect(sql_scratch, hits);
     }
     if present.has(XSS) {
-        xss::Detector::new(text, matchers).detect(hits);
+        xss::Detector::new(text, matchers).detect_with(present.xss_hints(), hits);
     }
     if present.has(SHELL) {
         let context = if kind.is_body() {

@@ -236,6 +236,32 @@ pub(crate) const SINK_PROPERTIES: &[&str] = &[
     ".innerhtml",
 ];
 
+/// Which trigger characters a value contains, so that checks without them are skipped.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hints {
+    pub less_than: bool,
+    pub colon: bool,
+    /// `'`, `"` or a backtick.
+    pub quote: bool,
+    pub equals: bool,
+    pub paren: bool,
+    pub dot: bool,
+    pub dash: bool,
+}
+
+#[cfg(test)]
+impl Hints {
+    pub(crate) const ALL: Hints = Hints {
+        less_than: true,
+        colon: true,
+        quote: true,
+        equals: true,
+        paren: true,
+        dot: true,
+        dash: true,
+    };
+}
+
 /// XSS detector for one decoded value.
 pub(crate) struct Detector<'a> {
     bytes: &'a [u8],
@@ -263,24 +289,36 @@ impl<'a> Detector<'a> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn detect(&self, hits: &mut Vec<Hit>) {
+        self.detect_with(Hints::ALL, hits);
+    }
+
+    /// Runs the checks whose trigger characters `hints` reports as present.
+    pub(crate) fn detect_with(&self, hints: Hints, hits: &mut Vec<Hit>) {
         let mut tag_found = false;
-        for at in memchr::memchr_iter(b'<', self.bytes) {
-            tag_found |= self.tag(at, hits);
+        if hints.less_than {
+            for at in memchr::memchr_iter(b'<', self.bytes) {
+                tag_found |= self.tag(at, hits);
+            }
         }
-        for at in memchr::memchr_iter(b':', self.bytes) {
-            self.scheme_before_colon(at, hits);
+        if hints.colon {
+            for at in memchr::memchr_iter(b':', self.bytes) {
+                self.scheme_before_colon(at, hits);
+            }
         }
-        if !tag_found {
-            self.attribute_break(hits);
+        if hints.quote {
+            if !tag_found && hints.equals {
+                self.attribute_break(hits);
+            }
+            for at in memchr::memchr3_iter(b'\'', b'"', b'`', self.bytes) {
+                self.js_string_break(at, hits);
+            }
         }
-        for at in memchr::memchr3_iter(b'\'', b'"', b'`', self.bytes) {
-            self.js_string_break(at, hits);
-        }
-        if memchr::memchr3(b'(', b'`', b'.', self.bytes).is_some() {
+        if hints.paren || hints.quote || hints.dot {
             self.sink_calls(hits);
         }
-        if memchr::memchr2(b'(', b'-', self.bytes).is_some() {
+        if hints.paren || hints.dash {
             self.css_and_templates(hits);
         }
     }
