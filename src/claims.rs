@@ -48,6 +48,9 @@ const RESERVED_HEADERS: &[&str] = &[
 #[derive(Debug, Clone, Default)]
 pub struct ClaimHeaders {
     entries: Vec<(Vec<String>, String)>,
+    /// Every configured header name, and the same name with `_` for `-`, which CGI, WSGI,
+    /// PHP and Rails read as the same header.
+    removed: Vec<String>,
 }
 
 impl ClaimHeaders {
@@ -74,12 +77,21 @@ impl ClaimHeaders {
             let path = entry.claim.split('.').map(str::to_owned).collect();
             entries.push((path, header));
         }
-        Ok(Self { entries })
+        let mut removed = Vec::with_capacity(entries.len() * 2);
+        for (_, header) in &entries {
+            removed.push(header.clone());
+            let underscored = header.replace('-', "_");
+            if &underscored != header {
+                removed.push(underscored);
+            }
+        }
+        Ok(Self { entries, removed })
     }
 
-    /// Names of every configured header, to be removed from requests as received.
+    /// Names to remove from requests as received: every configured header and its spelling
+    /// with underscores.
     pub fn header_names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(_, header)| header.as_str())
+        self.removed.iter().map(String::as_str)
     }
 
     /// Headers to add for a verified token.
@@ -201,8 +213,11 @@ mod tests {
     }
 
     #[test]
-    fn header_names_are_lower_case() {
+    fn header_names_are_lower_case_with_underscore_spelling() {
         let h = headers(r#"[{"claim": "sub", "header": "X-User"}]"#);
-        assert_eq!(h.header_names().collect::<Vec<_>>(), vec!["x-user"]);
+        assert_eq!(
+            h.header_names().collect::<Vec<_>>(),
+            vec!["x-user", "x_user"]
+        );
     }
 }

@@ -56,6 +56,10 @@ pub struct Denial {
     pub description: String,
     /// Name of the rule that decided, or `default`.
     pub rule: String,
+    /// The normalized path, once normalization succeeded.
+    pub path: Option<String>,
+    /// The verified subject, when the token verified but the rule still refused.
+    pub subject: Option<String>,
 }
 
 /// An admitted request and what to change on it before it goes upstream.
@@ -123,10 +127,17 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
     let (identity, failure) = match identify(config, request, normalized.query.as_deref(), &rule) {
         Err(denial) => (None, Some(denial)),
         Ok(identity) => {
-            let failure = require(&rule, identity.as_deref()).err();
+            let failure = require(&rule, identity.as_deref()).err().map(|mut denial| {
+                denial.subject = identity.as_ref().and_then(|token| token.subject.clone());
+                denial
+            });
             (identity, failure)
         }
     };
+    let failure = failure.map(|mut denial| {
+        denial.path = Some(normalized.path.clone());
+        denial
+    });
     let dry_run_denial = match failure {
         None => None,
         Some(denial) if is_dry_run(&rule) => Some(denial),
@@ -280,6 +291,8 @@ fn denial(
         bearer_error,
         description,
         rule: rule.to_owned(),
+        path: None,
+        subject: None,
     }
 }
 

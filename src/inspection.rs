@@ -73,7 +73,35 @@ pub fn verdict_name(verdict: Verdict) -> &'static str {
     }
 }
 
-/// One audit event per finding, as JSON lines. Excerpts come redacted from the inspector.
+/// Words that mark a target whose value is a credential, compared case-insensitively.
+const SENSITIVE_TARGET_WORDS: &[&str] = &[
+    "auth",
+    "cookie",
+    "credential",
+    "key",
+    "pass",
+    "pin",
+    "secret",
+    "session",
+    "token",
+];
+
+/// Returns the excerpt to log for a finding: `[redacted]` when the target looks like a
+/// credential (a cookie, or a name containing `pass`, `token`, `secret`, ...), since the
+/// inspector's own redaction only replaces long token-like runs.
+pub fn logged_excerpt(target: &str, excerpt: &str) -> String {
+    let lower = target.to_ascii_lowercase();
+    if SENSITIVE_TARGET_WORDS
+        .iter()
+        .any(|word| lower.contains(word))
+    {
+        "[redacted]".to_owned()
+    } else {
+        excerpt.to_owned()
+    }
+}
+
+/// One audit event per finding, as JSON lines, with credential excerpts redacted.
 pub fn finding_events(report: &Report, verdict: Verdict, request_id: &str) -> Vec<String> {
     report
         .findings
@@ -87,7 +115,7 @@ pub fn finding_events(report: &Report, verdict: Verdict, request_id: &str) -> Ve
                 "category": finding.category,
                 "severity": finding.severity,
                 "target": finding.target,
-                "excerpt": finding.excerpt,
+                "excerpt": logged_excerpt(&finding.target, &finding.excerpt),
                 "request_id": request_id,
             })
             .to_string()
@@ -162,6 +190,25 @@ mod tests {
             Mode::Detect
         );
         assert_eq!(inspection.policy_for(&target("/api")).mode(), Mode::Block);
+    }
+
+    #[test]
+    fn credential_excerpts_are_redacted() {
+        for target in [
+            "body:json:/password",
+            "cookie:session",
+            "header:x-api-key",
+            "query:access_token",
+            "body:field:Passwd",
+        ] {
+            assert_eq!(
+                logged_excerpt(target, "x' OR 1=1"),
+                "[redacted]",
+                "{target}"
+            );
+        }
+        assert_eq!(logged_excerpt("query:q", "x' OR 1=1"), "x' OR 1=1");
+        assert_eq!(logged_excerpt("path", "../etc"), "../etc");
     }
 
     #[test]

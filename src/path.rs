@@ -41,6 +41,8 @@ pub enum PathError {
     Backslash,
     #[error("path contains a control character or a NUL byte")]
     ControlCharacter,
+    #[error("path contains a dot segment with parameters")]
+    DotSegmentParameters,
 }
 
 /// A `:path` split into its normalized path and its untouched query.
@@ -75,6 +77,15 @@ pub fn normalize(raw: &str, settings: &PathSettings) -> Result<NormalizedPath, P
         return Err(PathError::NotAbsolute);
     }
     let decoded = decode_unreserved(path, settings)?;
+    // Servlet containers strip `;` parameters before resolving dot segments, so `/..;x/admin`
+    // reaches their `/admin`. Such segments have no legitimate use.
+    let has_dot_parameters = decoded.split('/').any(|segment| {
+        let name = segment.split(';').next().unwrap_or_default();
+        segment.contains(';') && (name == "." || name == "..")
+    });
+    if has_dot_parameters {
+        return Err(PathError::DotSegmentParameters);
+    }
     Ok(NormalizedPath {
         path: remove_dot_segments(&decoded),
         query,
@@ -291,6 +302,20 @@ mod tests {
         assert_eq!(norm("/a%00b"), Err(PathError::ControlCharacter));
         assert_eq!(norm("/a\u{1}b"), Err(PathError::ControlCharacter));
         assert_eq!(norm("/a%0d%0a"), Err(PathError::ControlCharacter));
+    }
+
+    #[test]
+    fn dot_segment_with_parameters_rejected() {
+        for raw in [
+            "/public/..;/admin",
+            "/public/..;x=1/admin",
+            "/a/.;b/c",
+            "/a/%2e%2e;/b",
+        ] {
+            assert_eq!(norm(raw), Err(PathError::DotSegmentParameters), "{raw}");
+        }
+        assert_eq!(norm("/a;b/c").as_deref(), Ok("/a;b/c"));
+        assert_eq!(norm("/a/..b;c").as_deref(), Ok("/a/..b;c"));
     }
 
     #[test]

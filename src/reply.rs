@@ -103,6 +103,8 @@ mod tests {
             bearer_error: error,
             description: "token has expired".into(),
             rule: "r".into(),
+            path: None,
+            subject: None,
         }
     }
 

@@ -167,6 +167,23 @@ fn sixth_login_gets_429_with_redis() {
 }
 
 #[test]
+fn forwarded_for_does_not_open_new_quota() {
+    let service = Service::start(None);
+    let stack = start_envoy(service.grpc_port, 1000);
+    for attempt in 1..=5 {
+        assert_eq!(login(&stack).status, 200, "login {attempt}");
+    }
+    for spoofed in ["10.0.0.1", "10.0.0.2", "203.0.113.9, 10.0.0.3"] {
+        let response = Request::post("/api/auth/login")
+            .header("x-forwarded-for", spoofed)
+            .body("{}")
+            .send(stack.port())
+            .unwrap();
+        assert_eq!(response.status, 429, "X-Forwarded-For: {spoofed}");
+    }
+}
+
+#[test]
 fn verified_subject_has_its_own_quota() {
     let service = Service::start(None);
     let stack = start_envoy(service.grpc_port, 1000);

@@ -205,6 +205,7 @@ fn http_connection_manager(filters: Vec<Value>) -> Value {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "ingress",
             "server_header_transformation": "PASS_THROUGH",
+            "use_remote_address": true,
             "route_config": {
                 "name": "local",
                 "virtual_hosts": [{

@@ -267,3 +267,16 @@ fn rewrite_applies_every_change_once() {
     assert_eq!(values("accept"), vec![b"*/*".as_slice()]);
     assert_eq!(values(":method"), vec![b"GET".as_slice()]);
 }
+
+#[test]
+fn denial_carries_normalized_path_and_subject() {
+    let d = denial(get(
+        &config(json!({})),
+        "/x/../admin?q=1",
+        &bearer(&token(&["reader"])),
+    ));
+    assert_eq!(d.path.as_deref(), Some("/admin"));
+    assert_eq!(d.subject.as_deref(), Some("alice"));
+    let d = denial(get(&config(json!({})), "/admin", &[]));
+    assert_eq!(d.subject, None);
+}

@@ -29,13 +29,15 @@ impl Metrics {
         }
     }
 
-    /// Counts an admitted request, and the denial a dry-run rule let through.
-    pub fn count_allowed(&self, dry_run_denial: Option<&Denial>) {
+    /// Counts a request that every check let through to the upstream.
+    pub fn count_allowed(&self) {
         increment(self.requests_allowed);
-        if let Some(denial) = dry_run_denial {
-            increment(self.dry_run_denied);
-            self.increment_named(&format!("meshguard.dry_run.reason.{}", denial.reason));
-        }
+    }
+
+    /// Counts the denial a dry-run rule let through.
+    pub fn count_dry_run(&self, denial: &Denial) {
+        increment(self.dry_run_denied);
+        self.increment_named(&format!("meshguard.dry_run.reason.{}", denial.reason));
     }
 
     /// Counts a refused request by reason and by rule.

@@ -32,7 +32,7 @@ use crate::ratelimit::{interpret, CallPlan, FailureMode, FailureReason, Outcome,
 use crate::reply::{self, LocalReply};
 use crate::waf::{BodyPlan, Policy, Report, Verdict};
 use metrics::Metrics;
-use ratelimit::{PendingCall, PendingCalls};
+use ratelimit::{AnsweredByWatchdog, PendingCall, PendingCalls};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -46,6 +46,7 @@ struct Root {
     config: Option<Rc<Config>>,
     metrics: Option<Rc<Metrics>>,
     pending: PendingCalls,
+    answered: AnsweredByWatchdog,
 }
 
 impl Context for Root {}
@@ -99,7 +100,10 @@ impl RootContext for Root {
             }
             let result = match failure_reply(config, metrics, &call, FailureReason::Deadline) {
                 None => hostcalls::resume_http_request(),
-                Some(reply) => send(&reply),
+                Some(reply) => {
+                    self.answered.borrow_mut().insert(context_id);
+                    send(&reply)
+                }
             };
             if let Err(status) = result {
                 warn!("#{context_id} meshguard: could not end the request ({status:?})");
@@ -113,6 +117,7 @@ impl RootContext for Root {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             pending: Rc::clone(&self.pending),
+            answered: Rc::clone(&self.answered),
             replied: false,
             response_headers: Vec::new(),
             body: None,
@@ -130,6 +135,7 @@ struct Http {
     config: Option<Rc<Config>>,
     metrics: Option<Rc<Metrics>>,
     pending: PendingCalls,
+    answered: AnsweredByWatchdog,
     /// Set once a local reply was sent, so that no second one is.
     replied: bool,
     /// Headers the rate-limit service asked to add to the response.
@@ -222,6 +228,7 @@ impl Context for Http {
         if let Some(call) = self.pending.borrow_mut().remove(&self.context_id) {
             ratelimit::cancel(call.token);
         }
+        self.answered.borrow_mut().remove(&self.context_id);
         true
     }
 }
@@ -378,6 +385,13 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // A response that is no reply of the filter's answers a request every check let through.
+        let answered = self.answered.borrow_mut().remove(&self.context_id);
+        if !self.replied && !answered {
+            if let Some(metrics) = &self.metrics {
+                metrics.count_allowed();
+            }
+        }
         if let Some(config) = self.config.clone() {
             // One read and one write of the whole map: far cheaper in a Wasm VM than a host
             // call per header.
@@ -503,8 +517,8 @@ impl Http {
                 self.set_http_request_header(":path", Some(path));
             }
         }
-        if let Some(metrics) = &self.metrics {
-            metrics.count_allowed(admission.dry_run_denial.as_ref());
+        if let (Some(metrics), Some(denial)) = (&self.metrics, &admission.dry_run_denial) {
+            metrics.count_dry_run(denial);
         }
         if let Some(denial) = &admission.dry_run_denial {
             self.audit_denial(head, denial, request_id, "dry_run_deny");
@@ -622,8 +636,11 @@ impl Http {
             reason: denial.reason,
             rule: &denial.rule,
             method: head.method,
-            path: path_without_query(head.path),
-            subject: None,
+            path: denial
+                .path
+                .as_deref()
+                .unwrap_or_else(|| truncated(path_without_query(head.path))),
+            subject: denial.subject.as_deref(),
             provider: None,
             request_id: Some(request_id),
         };
@@ -711,6 +728,19 @@ fn send(reply: &LocalReply) -> Result<(), proxy_wasm::types::Status> {
         headers,
         Some(reply.body.as_bytes()),
     )
+}
+
+/// Cuts a path for logging to at most 256 bytes, at a character boundary.
+fn truncated(path: &str) -> &str {
+    const MAX_LOGGED_PATH: usize = 256;
+    if path.len() <= MAX_LOGGED_PATH {
+        return path;
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
 }
 
 /// The first value of `name` as UTF-8, or empty when absent or not UTF-8.

@@ -9,7 +9,7 @@
 //! exactly once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +37,10 @@ pub struct PendingCall {
 
 /// Calls in flight, by HTTP context id.
 pub type PendingCalls = Rc<RefCell<HashMap<u32, PendingCall>>>;
+
+/// HTTP contexts the watchdog answered with a local reply, so their response is not counted
+/// as an allowed request.
+pub type AnsweredByWatchdog = Rc<RefCell<HashSet<u32>>>;
 
 /// Removes and returns the calls whose deadline has passed.
 pub fn take_expired(pending: &PendingCalls, now: SystemTime) -> Vec<(u32, PendingCall)> {
