@@ -93,7 +93,15 @@ fn rate_limit_section(timeout_ms: u64) -> Value {
 
 /// Starts Envoy whose `ratelimit` cluster is 127.0.0.1:`port`.
 fn start_envoy(port: u16, timeout_ms: u64) -> Stack {
+    start_envoy_with(port, timeout_ms, None)
+}
+
+/// Starts Envoy as `start_envoy` does, with an optional `waf` section.
+fn start_envoy_with(port: u16, timeout_ms: u64, waf: Option<Value>) -> Stack {
     let mut plugin = plugin_config();
+    if let Some(waf) = waf {
+        plugin["waf"] = waf;
+    }
     plugin["rules"].as_array_mut().unwrap().push(
         json!({"name": "auth", "match": {"path": {"prefix": "/api/auth"}}, "require": "public"}),
     );
@@ -215,6 +223,32 @@ fn body_reaches_upstream_after_the_call() {
         .unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.json().unwrap()["body"], "{\"user\": \"alice\"}");
+}
+
+#[test]
+fn inspected_body_follows_the_rate_limit_call() {
+    let service = Service::start(None);
+    let stack = start_envoy_with(service.grpc_port, 1000, Some(json!({})));
+    let clean = Request::post("/api/auth/login")
+        .header("content-type", "application/json")
+        .chunked([r#"{"user": "#, r#""alice"}"#])
+        .send(stack.port())
+        .unwrap();
+    assert_eq!(clean.status, 200, "{}", clean.text());
+    assert_eq!(clean.json().unwrap()["body"], r#"{"user": "alice"}"#);
+    let attack = Request::post("/api/auth/login")
+        .header("content-type", "application/json")
+        .chunked([
+            r#"{"user": "x' UNION SEL"#,
+            r#"ECT password FROM users--"}"#,
+        ])
+        .send(stack.port())
+        .unwrap();
+    assert_eq!(attack.status, 403, "{}", attack.text());
+    assert_eq!(attack.json().unwrap()["reason"], "attack_detected");
+    // Both logins counted against the quota before their bodies were inspected.
+    let third = login(&stack);
+    assert_eq!(third.header("x-ratelimit-remaining").as_deref(), Some("2"));
 }
 
 #[test]
