@@ -38,6 +38,8 @@ pub struct ProviderSettings {
     #[serde(default)]
     pub algorithms: Vec<String>,
     /// Inline JSON Web Key Set (RFC 7517): `{"keys": [...]}`.
+    // TODO: remote JWKS (a `jwks_uri` fetched with dispatch_http_call on the root timer and
+    // kept per VM); until then keys must be given inline or as HMAC secrets.
     #[serde(default)]
     pub jwks: Option<Value>,
     /// HMAC secrets read from environment variables of the Wasm VM.
