@@ -8,7 +8,7 @@ use super::target::TargetKind;
 /// Maximum nesting of JSON arrays and objects. Deeper documents are inspected as text.
 pub const MAX_JSON_DEPTH: usize = 64;
 
-/// How a body is parsed for inspection.
+/// Body format used for inspection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
     /// `application/json` and `*/*+json`.
@@ -21,20 +21,22 @@ pub enum BodyKind {
     Text,
 }
 
-/// What the glue does with the request body.
+/// Action the filter takes on the request body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyPlan {
     /// Forward the body without inspection (mode off, or a content type that is not
     /// inspected, such as images or `application/octet-stream`).
     Skip,
-    /// Buffer the whole body; if it grows past `max_bytes`, answer `over_limit_status`
-    /// without forwarding it, else pass it to [`super::Waf::inspect_body`].
+    /// Buffer the whole body. If it grows past `max_bytes`, respond with
+    /// `over_limit_status` without forwarding it, else pass it to
+    /// [`super::Waf::inspect_body`].
     Inspect {
         kind: BodyKind,
         max_bytes: usize,
         over_limit_status: u16,
     },
-    /// More than one distinct `Content-Type`, or a list of types in one header: answer 400.
+    /// More than one distinct `Content-Type`, or a list of types in one header. The filter
+    /// responds with 400.
     ConflictingContentType,
 }
 
@@ -441,7 +443,7 @@ impl<'a> JsonWalker<'a> {
     }
 
     /// Returns the string's text borrowed from the body, or `None` when it had escapes and
-    /// was unescaped into `self.scratch`, which then holds valid UTF-8.
+    /// was unescaped into `self.scratch`, which then contains valid UTF-8.
     fn string_text(
         &mut self,
         start: usize,

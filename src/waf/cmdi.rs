@@ -1,10 +1,10 @@
 //! Shell command injection detector.
 //!
-//! Finds a command separator (`;`, `|`, `||`, `&&`, `&`, a newline) or a substitution
-//! (`` `...` ``, `$(...)`), reads the next shell word the way a shell would (removing the
-//! quotes and backslashes of `c'a't` or `w\hoami`, and the empty `$@`), and reports it when it
-//! names a known command and what follows looks like a command line: a flag, a path, a URL,
-//! a redirection, the end of the value, or another separator. English words that are also
+//! The detector finds a command separator (`;`, `|`, `||`, `&&`, `&`, a newline) or a
+//! substitution (`` `...` ``, `$(...)`) and reads the next shell word the way a shell would,
+//! removing the quotes and backslashes of `c'a't` or `w\hoami` and the empty `$@`. It reports
+//! the word when it names a known command and what follows looks like a command line: a
+//! flag, a path, a URL, a redirection, the end of the value, or another separator. English words that are also
 //! command names (`cat`, `more`, `find`, `type`) need an argument that looks like code, so
 //! that "Dogs; cat toys" and "Home | Find us" pass.
 
@@ -163,7 +163,7 @@ fn lookup(word: &[u8]) -> Option<Class> {
         .map(|(_, class)| *class)
 }
 
-/// Longest shell word read after a separator; longer words are no command name.
+/// Maximum length of a shell word read after a separator. Longer words are no command name.
 const MAX_WORD: usize = 64;
 
 /// A shell word with quotes removed, lowercased, on the stack.
@@ -281,7 +281,8 @@ impl<'a> Detector<'a> {
         Some(rule)
     }
 
-    /// Whether the substitution opened just before `start` is closed by `` ` `` or `)`.
+    /// Returns whether the substitution opened just before `start` is closed by `` ` `` or
+    /// `)`.
     fn substitution_closed(&self, start: usize) -> bool {
         let opener = self.bytes.get(start.saturating_sub(1)).copied();
         let closer = if opener == Some(b'`') { b'`' } else { b')' };
@@ -426,7 +427,8 @@ fn is_network_tool(command: &[u8]) -> bool {
     )
 }
 
-/// A dotted host name or IPv4 address such as `evil.example` or `10.0.0.1`.
+/// Returns whether `word` is a dotted host name or IPv4 address such as `evil.example` or
+/// `10.0.0.1`.
 fn is_host_name(word: &[u8]) -> bool {
     let labels = word.split(|&b| b == b'.');
     let mut count = 0;

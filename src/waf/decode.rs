@@ -8,6 +8,9 @@
 //! to do. No step grows its input by more than a fixed factor: percent-decoding, entity
 //! decoding and null removal only shrink, UTF-8 repair at most triples (U+FFFD is 3 bytes),
 //! and normalization is cut at [`MAX_NORMALIZED_GROWTH`] times the input plus 64 bytes.
+//!
+//! NOTE: JavaScript escapes (`\u003c`, `\x3c`) are decoded only inside JSON bodies, by the
+//! JSON walker. In a query or header value they reach the detectors undecoded.
 
 use std::borrow::Cow;
 

@@ -13,7 +13,7 @@ use super::target::{render, TargetKind};
 use super::traversal;
 use super::xss;
 
-/// Which detectors run on a value.
+/// Set of detectors that run on a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Detectors {
     /// Every detector.
@@ -48,8 +48,8 @@ impl ValueOptions {
     };
 }
 
-/// Whether `bytes` cannot match any rule at any paranoia level: only letters, digits and
-/// `_ . ~`, and `-` when no second `-` follows it.
+/// Returns whether `bytes` cannot match any rule at any paranoia level. Such a value has
+/// only letters, digits and `_ . ~`, and `-` when no second `-` follows it.
 pub(crate) fn is_inert(bytes: &[u8]) -> bool {
     let mut previous_dash = false;
     for &byte in bytes {

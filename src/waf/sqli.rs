@@ -114,7 +114,7 @@ struct Token {
     comment: CommentKind,
     start: usize,
     end: usize,
-    /// First byte of the token, which tells operators apart.
+    /// First byte of the token, which distinguishes operators.
     first: u8,
 }
 
@@ -627,7 +627,7 @@ impl<'t> Window<'t> {
     }
 
     /// Checks for a condition such as `1=1`, `'a'='a'`, `sleep(5)`, `1 --` or `(select ...)`
-    /// starting at `index`. `strict` asks for a literal on one side of a comparison.
+    /// starting at `index`. `strict` requires a literal on one side of a comparison.
     fn condition(&self, index: usize, strict: bool) -> Option<usize> {
         let (mut next, left) = self.operand(index)?;
         if left == Operand::Subquery {
@@ -1301,7 +1301,8 @@ mod tests {
             let mut hits = Vec::new();
             Detector::new(&text).detect(&mut Scratch::default(), &mut hits);
             for (_, span) in hits {
-                assert!(span.start <= span.end && span.end <= text.len());
+                assert!(span.start <= span.end);
+                assert!(span.end <= text.len());
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Target names (`query:q`, `body:json:/user/name`, ...) and exclusion patterns over them.
 
-/// Where an inspected value came from. The rendered target is `prefix` followed by the
-/// name, such as `query:q` or `header:user-agent`.
+/// Source of an inspected value. The rendered target is `prefix` followed by the name, such
+/// as `query:q` or `header:user-agent`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TargetKind {
     Path,
@@ -21,7 +21,8 @@ pub(crate) enum TargetKind {
     MultipartFilename,
 }
 
-/// Longest name kept in a rendered target; longer names are cut and end in `...`.
+/// Maximum name length, in characters, in a rendered target. Longer names are cut and end
+/// in `...`.
 const MAX_NAME_CHARS: usize = 64;
 
 impl TargetKind {
@@ -56,8 +57,8 @@ impl TargetKind {
         )
     }
 
-    /// The kind whose exclusion pattern also covers this one: a pattern for a parameter
-    /// covers its name as well as its value.
+    /// Returns the kind whose exclusion pattern also covers this one, because a pattern for a
+    /// parameter covers its name as well as its value.
     fn value_kind(self) -> TargetKind {
         match self {
             TargetKind::QueryName => TargetKind::Query,

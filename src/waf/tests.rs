@@ -439,7 +439,8 @@ fn excerpts_are_short_and_escaped() {
             "{}",
             finding.excerpt
         );
-        assert!(!finding.excerpt.contains('\r') && !finding.excerpt.contains('\n'));
+        assert!(!finding.excerpt.contains('\r'), "{}", finding.excerpt);
+        assert!(!finding.excerpt.contains('\n'), "{}", finding.excerpt);
     }
 }
 

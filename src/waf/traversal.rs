@@ -3,8 +3,8 @@
 //! The value has already been percent-decoded (every configured pass, so `%2e%2e%2f` and
 //! `%252e%252e%255c` arrive as `../` and `..\`), overlong UTF-8 has been mapped to ASCII
 //! (`..%c0%af` arrives as `../`), and null bytes removed. Here both `/` and `\` separate
-//! segments, a segment of two or more dots is a parent reference (`....//` survives filters
-//! that strip `../` once), and a segment such as `..;jsessionid` counts too, because some
+//! segments. A segment of two or more dots is a parent reference, because `....//` survives
+//! filters that strip `../` once. A segment such as `..;jsessionid` counts too, because some
 //! servlet containers drop the `;` parameter before resolving the path.
 
 use std::borrow::Cow;

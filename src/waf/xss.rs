@@ -3,8 +3,8 @@
 //!
 //! Tags are read the way a browser's tokenizer starts them: `<` or `</` directly followed by
 //! an ASCII letter. Harmless markup such as `<b>` or `<br>` and comparisons such as `a < b`
-//! do not match at the default paranoia level; script-capable elements, event handler
-//! attributes and script URIs do, however their letters are cased.
+//! do not match at the default paranoia level. Script-capable elements, event handler
+//! attributes and script URIs match in any letter case.
 
 use std::ops::Range;
 
@@ -236,7 +236,7 @@ pub(crate) const SINK_PROPERTIES: &[&str] = &[
     ".innerhtml",
 ];
 
-/// Which trigger characters a value contains, so that checks without them are skipped.
+/// Trigger characters present in a value, so that checks without them are skipped.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hints {
     pub less_than: bool,
@@ -268,7 +268,7 @@ pub(crate) struct Detector<'a> {
     matchers: &'a Matchers,
 }
 
-/// What [`Detector::script_scheme`] found at a position.
+/// Kind of URI scheme found by [`Detector::script_scheme`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Scheme {
     Script,
@@ -518,7 +518,7 @@ impl<'a> Detector<'a> {
         Self::push(hits, RuleId::XSS_SCRIPT_URI, start..end);
     }
 
-    /// Whether the first word after `at` looks like code rather than prose.
+    /// Returns whether the first word after `at` looks like code rather than prose.
     fn code_follows(&self, at: usize) -> bool {
         let rest = &self.bytes[at.min(self.bytes.len())..];
         let trimmed_start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
@@ -894,7 +894,8 @@ mod tests {
             let mut hits = Vec::new();
             Detector::new(&raw, &matchers).detect(&mut hits);
             for (_, span) in hits {
-                assert!(span.start <= span.end && span.end <= raw.len(), "{raw:?}");
+                assert!(span.start <= span.end, "{raw:?}");
+                assert!(span.end <= raw.len(), "{raw:?}");
             }
         }
     }
