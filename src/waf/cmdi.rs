@@ -163,6 +163,9 @@ fn lookup(word: &[u8]) -> Option<Class> {
         .map(|(_, class)| *class)
 }
 
+/// Maximum bytes after a command name that the argument checks read.
+const MAX_ARGUMENT_BYTES: usize = 256;
+
 /// Maximum length of a shell word read after a separator. Longer words are no command name.
 const MAX_WORD: usize = 64;
 
@@ -349,7 +352,9 @@ impl<'a> Detector<'a> {
             return false;
         };
         let second = self.byte(at + 1);
-        let rest = &self.bytes[at..];
+        // The argument checks look at most MAX_ARGUMENT_BYTES ahead, so that many separators
+        // cost linear time.
+        let rest = &self.bytes[at..(at + MAX_ARGUMENT_BYTES).min(self.bytes.len())];
         let word_end = rest
             .iter()
             .position(|&b| b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&' | b'`' | b')'))

@@ -18,6 +18,8 @@ use super::rules::RuleId;
 
 /// Maximum number of tokens examined after one quote.
 const WINDOW_TOKENS: usize = 24;
+/// Maximum number of bytes after one quote that its reading lexes.
+const MAX_BREAK_BYTES: usize = 2048;
 /// Maximum number of tokens examined in the from-the-start reading.
 const MAX_TOKENS: usize = 4096;
 
@@ -962,7 +964,10 @@ impl<'a> Detector<'a> {
 
     /// Reads the value as if the quote just before `start` closed the application's string.
     fn break_reading(&self, start: usize, hits: &mut Vec<Hit>) {
-        let mut lexer = Lexer::new(self.bytes, start);
+        // Each reading sees at most MAX_BREAK_BYTES, so that many quotes followed by long
+        // comments or strings cost linear time.
+        let end = (start + MAX_BREAK_BYTES).min(self.bytes.len());
+        let mut lexer = Lexer::new(&self.bytes[..end], start);
         let Some(first) = lexer.next_token() else {
             return;
         };

@@ -445,6 +445,28 @@ fn excerpts_are_short_and_escaped() {
 }
 
 #[test]
+fn pathological_bodies_stay_linear() {
+    let waf = waf_with("{}");
+    let size = 64 * 1024;
+    for unit in [
+        "'-- ", "<a ", "<a<a", ";id", "' or '", "/*", "&#", "%25", "\"x\" on", ";cat ",
+    ] {
+        let body = unit.repeat(size / unit.len());
+        let started = std::time::Instant::now();
+        let mut report = Report::new();
+        waf.inspect_body(
+            waf.default_policy(),
+            Some(b"text/plain"),
+            body.as_bytes(),
+            &mut report,
+        );
+        let elapsed = started.elapsed();
+        // Debug builds are slow; a quadratic scan of 64 KiB takes minutes, not seconds.
+        assert!(elapsed.as_secs() < 5, "{unit:?} took {elapsed:?}");
+    }
+}
+
+#[test]
 fn random_requests_never_panic() {
     let waf = waf_with(r#"{"paranoia": 3}"#);
     let alphabet: &[u8] =

@@ -215,6 +215,10 @@ fn looks_like_handler_name(name: &[u8]) -> bool {
         && name[2..].iter().all(|b| b.is_ascii_alphabetic())
 }
 
+/// Maximum bytes of one tag, name and attributes, that are read. Attributes past it are
+/// not inspected as part of that tag.
+const MAX_TAG_BYTES: usize = 2048;
+
 /// Function names reported by the sink-call rule when called.
 pub(crate) const SINK_CALLS: &[&str] = &[
     "alert",
@@ -298,8 +302,17 @@ impl<'a> Detector<'a> {
     pub(crate) fn detect_with(&self, hints: Hints, hits: &mut Vec<Hit>) {
         let mut tag_found = false;
         if hints.less_than {
+            // A `<` inside the attributes of a tag already read starts no tag, as in a
+            // browser. Skipping those keeps the scan linear.
+            let mut resume = 0;
             for at in memchr::memchr_iter(b'<', self.bytes) {
-                tag_found |= self.tag(at, hits);
+                if at < resume {
+                    continue;
+                }
+                if let Some(end) = self.tag(at, hits) {
+                    tag_found = true;
+                    resume = end;
+                }
             }
         }
         if hints.colon {
@@ -327,25 +340,34 @@ impl<'a> Detector<'a> {
         self.bytes.get(at).copied()
     }
 
-    /// Reads a tag starting at `<`. Returns whether it was a tag at all.
-    fn tag(&self, open: usize, hits: &mut Vec<Hit>) -> bool {
+    /// Reads a tag starting at `<`. Returns the end of the part that was read, or `None`
+    /// when no tag starts there.
+    fn tag(&self, open: usize, hits: &mut Vec<Hit>) -> Option<usize> {
         let mut i = open + 1;
         if self.byte(i) == Some(b'/') {
             i += 1;
         }
         if !self.byte(i).is_some_and(|b| b.is_ascii_alphabetic()) {
-            return false;
+            return None;
         }
+        let limit = (open + MAX_TAG_BYTES).min(self.bytes.len());
         let name_start = i;
-        while self
-            .byte(i)
-            .is_some_and(|b| !b.is_ascii_whitespace() && b != b'/' && b != b'>')
+        // A `<` ends the name here, unlike in a browser, so that `<scr<script>` still
+        // shows the inner tag.
+        while i < limit
+            && self
+                .byte(i)
+                .is_some_and(|b| !b.is_ascii_whitespace() && !matches!(b, b'/' | b'>' | b'<'))
         {
             i += 1;
         }
         let name = &self.bytes[name_start..i];
-        let tag_end =
-            memchr::memchr(b'>', &self.bytes[i..]).map_or(self.bytes.len(), |p| i + p + 1);
+        let tag_end = memchr::memchr(b'>', &self.bytes[i..limit]).map_or(limit, |p| i + p + 1);
+        let tag_end = if self.byte(i) == Some(b'<') {
+            i
+        } else {
+            tag_end
+        };
         let span = open..tag_end.min(open + 64).max(i);
         if contains_ignore_case(SCRIPT_TAGS, name) {
             Self::push(hits, RuleId::XSS_SCRIPT_TAG, span.clone());
@@ -354,7 +376,7 @@ impl<'a> Detector<'a> {
         }
         Self::push(hits, RuleId::XSS_ANY_TAG, span);
         self.attributes(i, tag_end, hits);
-        true
+        Some(tag_end)
     }
 
     /// Reads the attributes between `from` and `to` (the tag's `>` or the end of the value).
@@ -388,15 +410,15 @@ impl<'a> Detector<'a> {
                 }
                 match self.byte(i) {
                     Some(quote @ (b'"' | b'\'' | b'`')) => {
-                        let start = i + 1;
-                        let end = memchr::memchr(quote, &self.bytes[start..])
-                            .map_or(self.bytes.len(), |p| start + p);
+                        let start = (i + 1).min(to);
+                        let end =
+                            memchr::memchr(quote, &self.bytes[start..to]).map_or(to, |p| start + p);
                         value = start..end;
                         i = end + 1;
                     }
                     _ => {
                         let start = i;
-                        while i < self.bytes.len()
+                        while i < to
                             && self
                                 .byte(i)
                                 .is_some_and(|b| !b.is_ascii_whitespace() && b != b'>')
