@@ -1,5 +1,6 @@
 //! Request bodies: choosing whether to inspect, and walking JSON, form and multipart bodies.
 
+use super::encoding::{self, ContentEncoding};
 use super::head::{self, trim};
 use super::inspect::{Scan, ValueOptions};
 use super::rules::RuleId;
@@ -11,14 +12,20 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// Body format used for inspection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
-    /// `application/json` and `*/*+json`.
+    /// `application/json`, `*/json`, `*+json`, `application/x-json` and
+    /// `application/csp-report`.
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
     /// `multipart/form-data`.
     Multipart,
-    /// `text/*`, XML, GraphQL, and bodies without a `Content-Type`.
+    /// `text/*`, XML, GraphQL, JavaScript, and bodies without a `Content-Type`.
     Text,
+    /// Any other type that is not clearly binary, such as `application/octet-stream`,
+    /// `application/grpc` or `multipart/mixed`. Many backends parse such a body as JSON
+    /// whatever its type says, so it is inspected as JSON when it parses as JSON, else as
+    /// text without the decoding-anomaly rules, because it may hold binary data.
+    Other,
 }
 
 /// Action the filter takes on the request body.
@@ -32,6 +39,11 @@ pub enum BodyPlan {
     /// [`super::Waf::inspect_body`].
     Inspect {
         kind: BodyKind,
+        /// Content coding to undo before inspection; pass it to
+        /// [`super::Waf::inspect_encoded_body`]. A coding the inspector cannot decode is
+        /// reported by [`super::Waf::inspect_head`] with rule 1012 and shows here as
+        /// `Identity`.
+        encoding: ContentEncoding,
         max_bytes: usize,
         over_limit_status: u16,
     },
@@ -46,6 +58,40 @@ fn media_type(value: &[u8]) -> String {
     String::from_utf8_lossy(trim(&value[..end])).to_ascii_lowercase()
 }
 
+/// Media types that are not inspected because their bodies are binary and no backend reads
+/// them as text. `application/octet-stream` is not among them, because clients send JSON
+/// and form bodies with it. Every `image/*` type except SVG, and every `audio/*`, `video/*`
+/// and `font/*` type, is binary too.
+const BINARY_MEDIA_TYPES: &[&str] = &[
+    "application/gzip",
+    "application/pdf",
+    "application/vnd.rar",
+    "application/wasm",
+    "application/x-7z-compressed",
+    "application/x-bzip2",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-xz",
+    "application/zip",
+    "application/zstd",
+];
+
+fn is_binary_media_type(media: &str) -> bool {
+    let top_level_binary = ["image/", "audio/", "video/", "font/"]
+        .iter()
+        .any(|prefix| media.starts_with(prefix));
+    (top_level_binary && !media.ends_with("+xml")) || BINARY_MEDIA_TYPES.contains(&media)
+}
+
+fn is_json_media_type(media: &str) -> bool {
+    media.ends_with("/json")
+        || media.ends_with("+json")
+        || media == "application/x-json"
+        || media == "application/csp-report"
+}
+
+/// Returns the body format for a `Content-Type` value, `None` for a binary type that is
+/// not inspected.
 pub(crate) fn body_kind(content_type: Option<&[u8]>) -> Option<BodyKind> {
     let Some(value) = content_type else {
         return Some(BodyKind::Text);
@@ -54,7 +100,7 @@ pub(crate) fn body_kind(content_type: Option<&[u8]>) -> Option<BodyKind> {
     if media.is_empty() {
         return Some(BodyKind::Text);
     }
-    if media == "application/json" || media.ends_with("+json") || media == "text/json" {
+    if is_json_media_type(&media) {
         Some(BodyKind::Json)
     } else if media == "application/x-www-form-urlencoded" {
         Some(BodyKind::Form)
@@ -67,8 +113,10 @@ pub(crate) fn body_kind(content_type: Option<&[u8]>) -> Option<BodyKind> {
         || media == "application/javascript"
     {
         Some(BodyKind::Text)
-    } else {
+    } else if is_binary_media_type(&media) {
         None
+    } else {
+        Some(BodyKind::Other)
     }
 }
 
@@ -98,6 +146,7 @@ pub(crate) fn plan(
     match body_kind(content_type) {
         Some(kind) => BodyPlan::Inspect {
             kind,
+            encoding: encoding::content_encoding(headers).unwrap_or(ContentEncoding::Identity),
             max_bytes,
             over_limit_status,
         },
@@ -149,7 +198,29 @@ pub(crate) fn inspect(
             }
         }
         BodyKind::Text => scan.value(body, TargetKind::Body, "", ValueOptions::PLAIN),
+        BodyKind::Other => {
+            let walked = match std::str::from_utf8(body) {
+                Ok(text) if looks_like_json(body) => JsonWalker::new(text).walk(scan).is_ok(),
+                _ => false,
+            };
+            if !walked {
+                // A partial JSON walk may have reported findings already; the text pass
+                // adds no duplicates because a rule reports once per target.
+                let options = ValueOptions {
+                    anomalies: false,
+                    ..ValueOptions::PLAIN
+                };
+                scan.value(body, TargetKind::Body, "", options);
+            }
+        }
     }
+}
+
+/// Returns whether the first non-blank byte opens a JSON object or array.
+fn looks_like_json(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[')
 }
 
 #[derive(Debug)]
@@ -680,7 +751,10 @@ mod tests {
         );
         assert_eq!(body_kind(None), Some(BodyKind::Text));
         assert_eq!(body_kind(Some(b"image/png")), None);
-        assert_eq!(body_kind(Some(b"application/octet-stream")), None);
+        assert_eq!(
+            body_kind(Some(b"application/octet-stream")),
+            Some(BodyKind::Other)
+        );
     }
 
     #[test]
@@ -703,6 +777,7 @@ mod tests {
             plan(&[("content-type", json), ("content-type", json)], 10, 413),
             BodyPlan::Inspect {
                 kind: BodyKind::Json,
+                encoding: ContentEncoding::Identity,
                 max_bytes: 10,
                 over_limit_status: 413
             }
@@ -715,6 +790,7 @@ mod tests {
             ),
             BodyPlan::Inspect {
                 kind: BodyKind::Multipart,
+                encoding: ContentEncoding::Identity,
                 max_bytes: 10,
                 over_limit_status: 413
             }

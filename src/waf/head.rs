@@ -126,6 +126,13 @@ pub(crate) fn inspect_cookies(scan: &mut Scan<'_>, header: &[u8]) {
     }
 }
 
+/// Returns whether the headers declare an empty body with `content-length: 0`.
+pub(crate) fn declares_empty_body(headers: &[(&str, &[u8])]) -> bool {
+    headers
+        .iter()
+        .any(|(name, value)| name.eq_ignore_ascii_case("content-length") && trim(value) == b"0")
+}
+
 pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     let start = bytes
         .iter()

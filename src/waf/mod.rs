@@ -12,6 +12,7 @@ mod body;
 mod cmdi;
 mod config;
 mod decode;
+mod encoding;
 mod head;
 mod inspect;
 mod matchers;
@@ -27,6 +28,7 @@ pub use config::{
     ExclusionSettings, Mode, Policy, RoutePolicySettings, WafConfigError, WafSettings,
     MAX_BODY_LIMIT, MAX_EXCLUSIONS,
 };
+pub use encoding::{ContentEncoding, MAX_COMPRESSION_RATIO};
 pub use head::RequestHead;
 pub use report::{Finding, Report, Verdict, EXCERPT_CHARS, MAX_FINDINGS};
 pub use rules::{rule, Category, RuleInfo, Severity, RULES};
@@ -189,6 +191,16 @@ impl Waf {
             u128::MAX
         };
         let mut scan = self.scan(policy, &mut report);
+        if encoding::content_encoding(head.headers).is_none()
+            && !head::declares_empty_body(head.headers)
+        {
+            scan.structural(
+                RuleId::UNSUPPORTED_ENCODING,
+                TargetKind::Header,
+                "content-encoding",
+                "",
+            );
+        }
         head::inspect_path(&mut scan, path);
         if let Some(query) = query {
             head::inspect_pairs(
@@ -238,13 +250,36 @@ impl Waf {
     }
 
     /// Inspects the whole buffered body and adds its findings to `report`. `content_type`
-    /// is the request's `Content-Type` value, `None` when it has none. A body longer than
-    /// `max_body_bytes` is inspected up to the limit and reported with rule 1011, so it is
-    /// never passed as clean; the glue should have answered `body_limit_action` instead.
+    /// is the request's `Content-Type` value, `None` when it has none. The body is taken as
+    /// not compressed; use [`Waf::inspect_encoded_body`] with the `encoding` of
+    /// [`BodyPlan::Inspect`] for a request with a `Content-Encoding`.
     pub fn inspect_body(
         &self,
         policy: &Policy,
         content_type: Option<&[u8]>,
+        body: &[u8],
+        report: &mut Report,
+    ) {
+        self.inspect_encoded_body(
+            policy,
+            content_type,
+            ContentEncoding::Identity,
+            body,
+            report,
+        );
+    }
+
+    /// Decompresses the whole buffered body when `encoding` is gzip or deflate, inspects it
+    /// and adds its findings to `report`. A body longer than `max_body_bytes` is inspected
+    /// up to the limit and reported with rule 1011, so it is never passed as clean; the glue
+    /// should have answered `body_limit_action` instead. A compressed body that is corrupt,
+    /// or expands past `max_body_bytes` or [`MAX_COMPRESSION_RATIO`] times its size, is
+    /// reported with rule 1013 and the part decoded within the bound is inspected.
+    pub fn inspect_encoded_body(
+        &self,
+        policy: &Policy,
+        content_type: Option<&[u8]>,
+        encoding: ContentEncoding,
         body: &[u8],
         report: &mut Report,
     ) {
@@ -258,7 +293,20 @@ impl Waf {
         } else {
             body
         };
-        body::inspect(&mut scan, content_type, body, self.inspect_file_uploads);
+        if encoding == ContentEncoding::Identity {
+            body::inspect(&mut scan, content_type, body, self.inspect_file_uploads);
+            return;
+        }
+        let decompressed = encoding::decompress(body, encoding, self.max_body_bytes);
+        if decompressed.failed {
+            scan.structural(RuleId::BAD_COMPRESSED_BODY, TargetKind::Body, "", "");
+        }
+        body::inspect(
+            &mut scan,
+            content_type,
+            &decompressed.bytes,
+            self.inspect_file_uploads,
+        );
     }
 }
 

@@ -120,6 +120,10 @@ rules! {
         "malformed multipart/form-data body; inspected as text";
     BODY_OVER_LIMIT = 1011, Protocol, Critical, 1,
         "body longer than the inspection limit was handed to the inspector";
+    UNSUPPORTED_ENCODING = 1012, Protocol, Critical, 1,
+        "request body in a content coding the inspector cannot decode (br, zstd, unknown or stacked codings)";
+    BAD_COMPRESSED_BODY = 1013, Protocol, Critical, 1,
+        "compressed body that is corrupt or expands past the body limit or the ratio bound";
     SQLI_BOOLEAN = 2001, Sqli, Critical, 1,
         "boolean or tautology condition after a string or number break";
     SQLI_UNION = 2002, Sqli, Critical, 1,

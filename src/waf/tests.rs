@@ -374,6 +374,7 @@ fn body_plan_and_limits() {
         waf.body_plan(policy, &[("content-type", b"application/json")]),
         BodyPlan::Inspect {
             kind: BodyKind::Json,
+            encoding: ContentEncoding::Identity,
             max_bytes: 16,
             over_limit_status: 400
         }
@@ -507,4 +508,142 @@ fn random_requests_never_panic() {
         }
         assert!(report.findings.len() <= MAX_FINDINGS);
     }
+}
+
+const JSON_ATTACK: &[u8] = br#"{"a":"1' UNION SELECT password FROM users--"}"#;
+
+#[test]
+fn content_types_inspected_or_skipped() {
+    let waf = waf_with("{}");
+    let inspected = [
+        "application/json",
+        "application/octet-stream",
+        "application/x-json",
+        "application/jsonx",
+        "multipart/mixed",
+        "application/grpc",
+        "application/csp-report",
+        "application/cbor",
+        "application/msgpack",
+        "application/x-ndjson",
+        "image/svg+xml",
+        "text/plain; charset=utf-8",
+        "",
+    ];
+    for content_type in inspected {
+        let headers: &[(&str, &[u8])] = &[("content-type", content_type.as_bytes())];
+        let plan = waf.body_plan(waf.default_policy(), headers);
+        assert!(
+            matches!(plan, BodyPlan::Inspect { .. }),
+            "{content_type}: {plan:?}"
+        );
+        let report = body_report(&waf, content_type, JSON_ATTACK);
+        assert_eq!(
+            report.verdict(waf.default_policy()),
+            Verdict::Block,
+            "{content_type}: {report:?}"
+        );
+    }
+    for content_type in [
+        "image/png",
+        "video/mp4",
+        "audio/ogg",
+        "font/woff2",
+        "application/zip",
+        "application/pdf",
+    ] {
+        let headers: &[(&str, &[u8])] = &[("content-type", content_type.as_bytes())];
+        assert_eq!(
+            waf.body_plan(waf.default_policy(), headers),
+            BodyPlan::Skip,
+            "{content_type}"
+        );
+    }
+}
+
+#[test]
+fn unknown_type_json_walked() {
+    let waf = waf_with("{}");
+    let report = body_report(&waf, "application/octet-stream", JSON_ATTACK);
+    assert_eq!(targets(&report), ["2002@body:json:/a"]);
+    // Binary data of an unknown type does not raise decoding anomalies.
+    let report = body_report(&waf, "application/octet-stream", b"\x00\x01\xff\xfe plain");
+    assert_eq!(report.score, 0, "{report:?}");
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn encoded_report(waf: &Waf, encoding: ContentEncoding, body: &[u8]) -> Report {
+    let mut report = Report::new();
+    waf.inspect_encoded_body(
+        waf.default_policy(),
+        Some(b"application/json"),
+        encoding,
+        body,
+        &mut report,
+    );
+    report
+}
+
+#[test]
+fn gzip_body_decompressed() {
+    let waf = waf_with("{}");
+    let headers: &[(&str, &[u8])] = &[
+        ("content-type", b"application/json"),
+        ("content-encoding", b"gzip"),
+    ];
+    let plan = waf.body_plan(waf.default_policy(), headers);
+    let BodyPlan::Inspect { encoding, .. } = plan else {
+        panic!("{plan:?}");
+    };
+    assert_eq!(encoding, ContentEncoding::Gzip);
+    let benign = gzip(br#"{"name":"Ada Lovelace","tags":["math","poetry"],"age":36}"#);
+    let report = encoded_report(&waf, encoding, &benign);
+    assert_eq!(report.score, 0, "{report:?}");
+    let report = encoded_report(&waf, encoding, &gzip(JSON_ATTACK));
+    assert_eq!(targets(&report), ["2002@body:json:/a"]);
+}
+
+#[test]
+fn compression_bomb_reported() {
+    let waf = waf_with("{}");
+    let bomb = gzip(&vec![b' '; 8 << 20]);
+    let started = std::time::Instant::now();
+    let report = encoded_report(&waf, ContentEncoding::Gzip, &bomb);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(
+        targets(&report).contains(&"1013@body".to_string()),
+        "{report:?}"
+    );
+    let report = encoded_report(&waf, ContentEncoding::Gzip, b"\x1f\x8b\x08garbage");
+    assert!(targets(&report).contains(&"1013@body".to_string()));
+}
+
+#[test]
+fn unsupported_encoding_blocks_head() {
+    let waf = waf_with("{}");
+    for coding in ["br", "zstd", "gzip, br", "compress", "x-custom"] {
+        let headers: &[(&str, &[u8])] = &[
+            ("content-type", b"application/json"),
+            ("content-encoding", coding.as_bytes()),
+        ];
+        let report = head_report(&waf, "/upload", headers);
+        assert_eq!(
+            targets(&report),
+            ["1012@header:content-encoding"],
+            "{coding}"
+        );
+        assert_eq!(report.verdict(waf.default_policy()), Verdict::Block);
+    }
+    for coding in ["identity", "gzip", "deflate"] {
+        let headers: &[(&str, &[u8])] = &[("content-encoding", coding.as_bytes())];
+        assert_eq!(head_report(&waf, "/upload", headers).score, 0, "{coding}");
+    }
+    let empty: &[(&str, &[u8])] = &[("content-encoding", b"br"), ("content-length", b"0")];
+    assert_eq!(head_report(&waf, "/upload", empty).score, 0);
 }
