@@ -273,12 +273,22 @@ impl<'a> Detector<'a> {
         if separator == Separator::Substitution && !self.substitution_closed(start) {
             return None;
         }
-        // Markdown tables (`| id |`), code spans and line starts are common in body text.
-        let weak_in_body = matches!(separator, Separator::Newline | Separator::Substitution)
-            || (pipe && !code_argument && class != Class::Strong);
-        let rule = match (self.context, separator) {
-            (Context::Body, _) if weak_in_body => RuleId::CMD_BODY_TEXT,
-            (Context::Head, Separator::Substitution) => RuleId::CMD_SUBSTITUTION,
+        if separator == Separator::Substitution {
+            // A backtick span set in prose is more often markdown inline code than a
+            // substitution, in any part of the request.
+            let backtick = self.bytes.get(start.wrapping_sub(1)) == Some(&b'`');
+            let rule = if backtick && self.backtick_in_prose(start - 1) {
+                RuleId::CMD_BODY_TEXT
+            } else {
+                RuleId::CMD_SUBSTITUTION
+            };
+            return Some(rule);
+        }
+        // Markdown tables (`| id |`) and line starts are common in body text.
+        let weak_in_body =
+            separator == Separator::Newline || (pipe && !code_argument && class != Class::Strong);
+        let rule = match self.context {
+            Context::Body if weak_in_body => RuleId::CMD_BODY_TEXT,
             _ => RuleId::CMD_SEPARATOR,
         };
         Some(rule)
@@ -290,6 +300,28 @@ impl<'a> Detector<'a> {
         let opener = self.bytes.get(start.saturating_sub(1)).copied();
         let closer = if opener == Some(b'`') { b'`' } else { b')' };
         memchr::memchr(closer, &self.bytes[start.min(self.bytes.len())..]).is_some()
+    }
+
+    /// Returns whether the backtick span opening at `open` reads as markdown inline code in
+    /// prose: it starts the value or follows a blank or `(`, its closing backtick ends the
+    /// value or is followed by a blank or punctuation, and the value has other text besides
+    /// the span. A span that is the whole value, or that touches a shell construct such as
+    /// `x=` or `;`, is a substitution.
+    fn backtick_in_prose(&self, open: usize) -> bool {
+        let Some(length) = memchr::memchr(b'`', &self.bytes[open + 1..]) else {
+            return false;
+        };
+        let close = open + 1 + length;
+        let opens_cleanly =
+            open == 0 || matches!(self.bytes[open - 1], b' ' | b'\t' | b'\n' | b'\r' | b'(');
+        let closes_cleanly = self.byte(close + 1).is_none_or(|b| {
+            b.is_ascii_whitespace() || matches!(b, b'.' | b',' | b':' | b'!' | b'?' | b')')
+        });
+        let text_outside = self.bytes[..open]
+            .iter()
+            .chain(&self.bytes[close + 1..])
+            .any(|b| b.is_ascii_alphanumeric());
+        opens_cleanly && closes_cleanly && text_outside
     }
 
     /// Skips spaces, tabs and the `${IFS}` / `$IFS` field separators.
@@ -527,6 +559,15 @@ mod tests {
         assert_eq!(rules("$(whoami)", Context::Head), [4002]);
         assert_eq!(rules("x$(cat /etc/passwd)", Context::Head), [4002]);
         assert_eq!(rules("Run `ls -la` to list", Context::Body), [4008]);
+        assert_eq!(rules("use `ls -la` to list", Context::Head), [4008]);
+        assert_eq!(rules("`id`", Context::Body), [4002]);
+        assert_eq!(rules("  `whoami`  ", Context::Body), [4002]);
+        assert_eq!(rules("$(id)", Context::Body), [4002]);
+        assert_eq!(rules("see $(cat /etc/passwd) here", Context::Body), [4002]);
+        assert_eq!(rules("x=`id`", Context::Body), [4002]);
+        assert!(rules("a;`id`", Context::Body).contains(&4002));
+        assert_eq!(rules("name`id`", Context::Body), [4002]);
+        assert_eq!(rules("`id`.", Context::Body), [4002]);
     }
 
     #[test]

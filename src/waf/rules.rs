@@ -173,7 +173,7 @@ rules! {
     CMD_JNDI = 4007, CommandInjection, Critical, 1,
         "Log4j JNDI or nested lookup expression";
     CMD_BODY_TEXT = 4008, CommandInjection, Warning, 1,
-        "shell command after a newline or inside backticks in a body value";
+        "shell command in a markdown code span in prose, or after a newline in a body value";
     CRLF_HEADER = 5001, HeaderInjection, Critical, 1,
         "CR or LF followed by a header line or a status line";
     CRLF_HEAD = 5002, HeaderInjection, Error, 1,

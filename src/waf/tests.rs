@@ -647,3 +647,37 @@ fn unsupported_encoding_blocks_head() {
     let empty: &[(&str, &[u8])] = &[("content-encoding", b"br"), ("content-length", b"0")];
     assert_eq!(head_report(&waf, "/upload", empty).score, 0);
 }
+
+#[test]
+fn body_substitution_blocks() {
+    let waf = waf_with("{}");
+    for body in [r#"{"comment":"$(id)"}"#, r#"{"comment":"`id`"}"#] {
+        let report = body_report(&waf, "application/json", body.as_bytes());
+        assert_eq!(targets(&report), ["4002@body:json:/comment"], "{body}");
+        assert_eq!(report.verdict(waf.default_policy()), Verdict::Block);
+    }
+    let report = body_report(&waf, "application/x-www-form-urlencoded", b"c=%60id%60");
+    assert_eq!(targets(&report), ["4002@body:form:c"]);
+    let report = body_report(
+        &waf,
+        "application/json",
+        br#"{"comment":"Run `ls -la` to list files"}"#,
+    );
+    assert_eq!(report.verdict(waf.default_policy()), Verdict::Allow);
+}
+
+#[test]
+fn prose_false_positives_pass() {
+    let waf = waf_with("{}");
+    for path in [
+        "/?q=use%20%60ls%20-la%60%20to%20list",
+        "/?q=apples,+oranges,+etc/passwd-free",
+    ] {
+        let report = head_report(&waf, path, &[]);
+        assert_eq!(
+            report.verdict(waf.default_policy()),
+            Verdict::Allow,
+            "{path}: {report:?}"
+        );
+    }
+}

@@ -86,10 +86,16 @@ pub(crate) fn detect_sensitive_files(text: &str, matchers: &Matchers, hits: &mut
             || !bytes[found.start() - 1].is_ascii_alphanumeric()
             || name.first() == Some(&b'/')
             || name.first() == Some(&b'.');
+        // A name that goes on with `-` and a letter or digit (`passwd-free`) is another
+        // word, but a trailing `-` is a backup file such as `/etc/shadow-`.
         let after_ok = name.last().is_some_and(|&b| b == b'/')
-            || bytes
-                .get(found.end())
-                .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'_');
+            || match bytes.get(found.end()) {
+                None => true,
+                Some(b'-') => !bytes
+                    .get(found.end() + 1)
+                    .is_some_and(|b| b.is_ascii_alphanumeric()),
+                Some(b) => !b.is_ascii_alphanumeric() && *b != b'_',
+            };
         if !(before_ok && after_ok) {
             continue;
         }
@@ -186,6 +192,9 @@ mod tests {
     fn sensitive_files_need_boundaries() {
         assert!(sensitive("/.environment").is_empty());
         assert!(sensitive("netc/passwdx").is_empty());
+        assert!(sensitive("apples, oranges, etc/passwd-free").is_empty());
+        assert_eq!(sensitive("/etc/shadow-"), [3002]);
+        assert_eq!(sensitive("/etc/passwd-%00"), [3002]);
         assert!(sensitive("https://example.com/a/b").is_empty());
         assert!(sensitive("swin.ini2").is_empty());
     }
