@@ -68,14 +68,25 @@ fn envoy_yaml_embeds_meshguard_json() {
 }
 
 #[test]
-fn bench_config_embeds_meshguard_json_without_rate_limit() {
-    let embedded = inline_plugin_config(&workspace_root().join("bench/envoy-meshguard.yaml"));
-    let mut expected = shipped_plugin_config();
-    expected.as_object_mut().unwrap().remove("rate_limit");
-    assert_eq!(
-        embedded, expected,
-        "bench/envoy-meshguard.yaml must embed envoy/meshguard.json less rate_limit"
-    );
+fn bench_configs_embed_meshguard_json() {
+    let cases = [
+        ("bench/envoy-meshguard.yaml", &["rate_limit"][..]),
+        (
+            "bench/envoy-meshguard-auth.yaml",
+            &["rate_limit", "waf"][..],
+        ),
+    ];
+    for (file, removed) in cases {
+        let embedded = inline_plugin_config(&workspace_root().join(file));
+        let mut expected = shipped_plugin_config();
+        for section in removed {
+            expected.as_object_mut().unwrap().remove(*section);
+        }
+        assert_eq!(
+            embedded, expected,
+            "{file} must embed envoy/meshguard.json less {removed:?}"
+        );
+    }
 }
 
 #[test]

@@ -256,3 +256,55 @@ fn inspected_body_reaches_upstream_unchanged() {
     assert_eq!(response.status, 200);
     assert_eq!(response.json().unwrap()["body"], r#"{"a": "b"}"#);
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn gzip_bodies_are_decoded_before_inspection() {
+    let stack = blocking_stack();
+    let benign = Request::post("/public/comments")
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip(
+            br#"{"name": "alice", "comment": "see you at union station"}"#,
+        ))
+        .send(stack.port())
+        .unwrap();
+    assert_eq!(benign.status, 200, "benign gzip body: {}", benign.text());
+    let attack = Request::post("/public/comments")
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip(br#"{"q": "1' UNION SELECT password FROM users--"}"#))
+        .send(stack.port())
+        .unwrap();
+    assert_blocked(&attack, "gzip attack body");
+    let undecodable = Request::post("/public/comments")
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body([0x1b, 0x03, 0x00, 0xf8])
+        .send(stack.port())
+        .unwrap();
+    assert_blocked(&undecodable, "brotli body");
+}
+
+#[test]
+fn json_sent_as_octet_stream_is_inspected() {
+    let stack = blocking_stack();
+    for content_type in [
+        "application/octet-stream",
+        "application/x-json",
+        "application/cbor",
+    ] {
+        let response = Request::post("/public/comments")
+            .header("content-type", content_type)
+            .body(r#"{"a": "1' UNION SELECT password FROM users--"}"#)
+            .send(stack.port())
+            .unwrap();
+        assert_blocked(&response, content_type);
+    }
+}

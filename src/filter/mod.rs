@@ -30,7 +30,7 @@ use crate::matcher::{canonical_host, RequestTarget};
 use crate::ratelimit::proto::{METHOD, SERVICE};
 use crate::ratelimit::{interpret, CallPlan, FailureMode, FailureReason, Outcome, RequestFacts};
 use crate::reply::{self, LocalReply};
-use crate::waf::{BodyPlan, Policy, Report, Verdict};
+use crate::waf::{BodyPlan, ContentEncoding, Policy, Report, Verdict};
 use metrics::Metrics;
 use ratelimit::{AnsweredByWatchdog, PendingCall, PendingCalls};
 
@@ -148,6 +148,7 @@ struct Http {
 struct PendingBody {
     policy: Policy,
     content_type: Option<Vec<u8>>,
+    encoding: ContentEncoding,
     max_bytes: usize,
     over_limit_status: u16,
     /// Findings of the head, to which the body's are added.
@@ -309,6 +310,7 @@ impl HttpContext for Http {
                 BodyPlan::Inspect {
                     max_bytes,
                     over_limit_status,
+                    encoding,
                     ..
                 } => {
                     // Findings of the head alone can already block.
@@ -333,6 +335,7 @@ impl HttpContext for Http {
                             .iter()
                             .find(|(name, _)| name == "content-type")
                             .map(|(_, value)| value.clone()),
+                        encoding,
                         max_bytes,
                         over_limit_status,
                         report,
@@ -467,9 +470,10 @@ impl Http {
         let body = self
             .get_http_request_body(0, pending.buffered)
             .unwrap_or_default();
-        inspection.waf.inspect_body(
+        inspection.waf.inspect_encoded_body(
             &pending.policy,
             pending.content_type.as_deref(),
+            pending.encoding,
             &body,
             &mut pending.report,
         );
