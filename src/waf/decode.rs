@@ -12,6 +12,7 @@
 //! NOTE: JavaScript escapes (`\u003c`, `\x3c`) are decoded only inside JSON bodies, by the
 //! JSON walker. In a query or header value they reach the detectors undecoded.
 
+use crate::path::hex_value;
 use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
@@ -93,15 +94,6 @@ pub(crate) fn decode(raw: &[u8], options: DecodeOptions) -> Decoded<'_> {
         None => text,
     };
     Decoded { text, flags }
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
