@@ -34,7 +34,7 @@ pub enum BearerError {
 }
 
 impl BearerError {
-    /// The `error` value, if the challenge has one.
+    /// Returns the `error` value, if the challenge has one.
     pub fn code(self) -> Option<&'static str> {
         match self {
             BearerError::None => None,
@@ -86,8 +86,8 @@ impl Admission {
         self.remove_headers.len() + self.add_headers.len() + usize::from(self.new_path.is_some())
     }
 
-    /// The request's headers with the admission's changes applied: removed headers dropped,
-    /// `:path` replaced, claim headers appended. Order is otherwise kept.
+    /// Returns the request's headers with the admission's changes applied: removed headers
+    /// dropped, `:path` replaced, claim headers appended. Order is otherwise kept.
     pub fn rewrite(&self, headers: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
         let mut out: Vec<(String, Vec<u8>)> = headers
             .iter()

@@ -61,7 +61,7 @@ pub fn json_reply(
     }
 }
 
-/// The `WWW-Authenticate` value for 401 replies and for 403 `insufficient_scope`.
+/// Builds the `WWW-Authenticate` value for 401 replies and for 403 `insufficient_scope`.
 fn challenge(denial: &Denial, settings: &ReplySettings) -> Option<String> {
     let applies = denial.status == 401 || denial.bearer_error == BearerError::InsufficientScope;
     if !applies {

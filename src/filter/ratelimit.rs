@@ -4,9 +4,8 @@
 //! ends at most that much after its deadline.
 //!
 //! The table is shared by the root context, whose timer runs the watchdog, and the HTTP
-//! contexts. Whoever removes a call's entry first, the response handler or the watchdog,
-//! is the one that resumes or answers the request, so each request is resumed or answered
-//! exactly once.
+//! contexts. The first of the response handler and the watchdog to remove a call's entry
+//! resumes or answers the request, so each request is resumed or answered exactly once.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};

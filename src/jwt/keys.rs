@@ -49,7 +49,7 @@ impl Alg {
         Alg::ALL.into_iter().find(|alg| alg.name() == name)
     }
 
-    /// The `alg` header value of this algorithm.
+    /// Returns the `alg` header value of this algorithm.
     pub fn name(self) -> &'static str {
         match self {
             Alg::Hs256 => "HS256",
