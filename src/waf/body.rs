@@ -353,7 +353,7 @@ impl<'a> JsonWalker<'a> {
         };
         self.pointer.truncate(pointer_len);
         self.pointer.push('/');
-        if key.contains(['~', '/']) {
+        if memchr::memchr2(b'~', b'/', key.as_bytes()).is_some() {
             for ch in key.chars() {
                 match ch {
                     '~' => self.pointer.push_str("~0"),
@@ -364,12 +364,7 @@ impl<'a> JsonWalker<'a> {
         } else {
             self.pointer.push_str(key);
         }
-        scan.value(
-            key.as_bytes(),
-            TargetKind::JsonKey,
-            &self.pointer,
-            ValueOptions::PLAIN,
-        );
+        scan.text_value(key, TargetKind::JsonKey, &self.pointer, ValueOptions::PLAIN);
         self.scratch = scratch;
         self.expect(b':')?;
         self.value(scan, stack)
@@ -421,12 +416,7 @@ impl<'a> JsonWalker<'a> {
                     Some(text) => text,
                     None => std::str::from_utf8(&scratch).map_err(|_| JsonError)?,
                 };
-                scan.value(
-                    text.as_bytes(),
-                    TargetKind::Json,
-                    &self.pointer,
-                    ValueOptions::PLAIN,
-                );
+                scan.text_value(text, TargetKind::Json, &self.pointer, ValueOptions::PLAIN);
                 self.scratch = scratch;
                 Ok(())
             }
@@ -491,23 +481,26 @@ impl<'a> JsonWalker<'a> {
     /// Finds the end of the string starting at the current `"`. Returns the content range
     /// and whether it contains escapes.
     fn string_span(&mut self) -> Result<(usize, usize, bool), JsonError> {
-        self.pos += 1;
-        let start = self.pos;
+        let start = self.pos + 1;
+        let mut at = start;
         let mut escaped = false;
-        // A plain loop beats memchr here because most JSON strings are a few bytes long.
-        while let Some(&byte) = self.bytes.get(self.pos) {
+        // A plain loop over a local index beats memchr here because most JSON strings are a
+        // few bytes long.
+        while let Some(&byte) = self.bytes.get(at) {
+            if !STRING_SPECIAL[byte as usize] {
+                at += 1;
+                continue;
+            }
             match byte {
                 b'"' => {
-                    let end = self.pos;
-                    self.pos += 1;
-                    return Ok((start, end, escaped));
+                    self.pos = at + 1;
+                    return Ok((start, at, escaped));
                 }
                 b'\\' => {
                     escaped = true;
-                    self.pos += 2;
+                    at += 2;
                 }
-                0..=0x1F => return Err(JsonError),
-                _ => self.pos += 1,
+                _ => return Err(JsonError),
             }
         }
         Err(JsonError)
@@ -529,11 +522,11 @@ impl<'a> JsonWalker<'a> {
         self.scratch.clear();
         let mut i = 0;
         while i < raw.len() {
-            let byte = raw[i];
-            if byte != b'\\' {
-                self.scratch.push(byte);
-                i += 1;
-                continue;
+            let run_end = memchr::memchr(b'\\', &raw[i..]).map_or(raw.len(), |at| i + at);
+            self.scratch.extend_from_slice(&raw[i..run_end]);
+            i = run_end;
+            if i == raw.len() {
+                break;
             }
             let escape = *raw.get(i + 1).ok_or(JsonError)?;
             i += 2;
@@ -575,6 +568,20 @@ impl<'a> JsonWalker<'a> {
         Ok(None)
     }
 }
+
+/// Bytes that end the plain run of a JSON string: the closing quote, a backslash and the
+/// control characters, which RFC 8259 does not allow unescaped.
+const STRING_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 fn hex4(bytes: &[u8], at: usize) -> Result<u32, JsonError> {
     let digits = bytes.get(at..at + 4).ok_or(JsonError)?;

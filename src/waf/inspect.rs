@@ -97,6 +97,30 @@ impl<'a> Scan<'a> {
         name: &str,
         options: ValueOptions,
     ) {
+        self.inspect_value(raw, None, kind, name, options);
+    }
+
+    /// Inspects a value that is already known to be UTF-8, such as a JSON string, without
+    /// validating it again. Findings are recorded as by [`Scan::value`].
+    pub(crate) fn text_value(
+        &mut self,
+        text: &str,
+        kind: TargetKind,
+        name: &str,
+        options: ValueOptions,
+    ) {
+        self.inspect_value(text.as_bytes(), Some(text), kind, name, options);
+    }
+
+    /// Inspects `raw`. `known_text` is `raw` as a `&str` when the caller has validated it.
+    fn inspect_value(
+        &mut self,
+        raw: &[u8],
+        known_text: Option<&str>,
+        kind: TargetKind,
+        name: &str,
+        options: ValueOptions,
+    ) {
         let raw_present = Present::scan(raw);
         let double_dash = raw_present.has(DASH) && follows(raw, b'-', b'-');
         if !raw_present.has(NOT_INERT) && !double_dash {
@@ -106,10 +130,15 @@ impl<'a> Scan<'a> {
         let plain = !raw_present.has(NEEDS_DECODING) && !plus_is_space;
         self.hits.clear();
         let decoded;
-        let (text, present) = match std::str::from_utf8(raw) {
+        let plain_text = match known_text {
+            Some(text) if plain => Some(text),
+            None if plain => std::str::from_utf8(raw).ok(),
+            _ => None,
+        };
+        let (text, present) = match plain_text {
             // Nothing to decode: the value is ASCII without `%`, `&`, NUL or `+`.
-            Ok(text) if plain => (text, raw_present),
-            _ => {
+            Some(text) => (text, raw_present),
+            None => {
                 decoded = decode::decode(
                     raw,
                     DecodeOptions {
@@ -230,13 +259,16 @@ const PLUS: u32 = 1 << 15;
 const COLON: u32 = 1 << 16;
 const EQUALS: u32 = 1 << 17;
 const PAREN: u32 = 1 << 18;
+const BACKTICK: u32 = 1 << 19;
+/// `\r` and `\n`, without which [`detect_crlf`] finds nothing.
+const LINE_BREAK: u32 = 1 << 20;
 
 /// Character classes of each byte, for [`Present::scan`].
 const BYTE_CLASSES: [u32; 256] = {
     let mut table = [0u32; 256];
     table[b'\'' as usize] = QUOTE | XSS;
     table[b'"' as usize] = QUOTE | XSS;
-    table[b'`' as usize] = QUOTE | XSS | SHELL;
+    table[b'`' as usize] = QUOTE | XSS | SHELL | BACKTICK;
     table[b'=' as usize] = SQL_PUNCTUATION | EQUALS;
     table[b'>' as usize] = SQL_PUNCTUATION;
     table[b'!' as usize] = SQL_PUNCTUATION | BANG;
@@ -257,8 +289,8 @@ const BYTE_CLASSES: [u32; 256] = {
     table[b'+' as usize] = PLUS;
     table[b':' as usize] = SIGNATURE | XSS | COLON;
     table[b'.' as usize] = DOT | XSS;
-    table[b'\n' as usize] = SHELL | OTHER_SPACE;
-    table[b'\r' as usize] = SHELL | OTHER_SPACE;
+    table[b'\n' as usize] = SHELL | OTHER_SPACE | LINE_BREAK;
+    table[b'\r' as usize] = SHELL | OTHER_SPACE | LINE_BREAK;
     table[b'\t' as usize] = OTHER_SPACE;
     table[0x0B] = OTHER_SPACE;
     table[0x0C] = OTHER_SPACE;
@@ -303,6 +335,7 @@ impl Present {
             quote: self.has(QUOTE),
             equals: self.has(EQUALS),
             paren: self.has(PAREN),
+            backtick: self.has(BACKTICK),
             dot: self.has(DOT),
             dash: self.has(DASH),
         }
@@ -373,7 +406,9 @@ fn run_detectors(
             traversal::detect_sensitive_files(text, matchers, hits);
         }
     }
-    detect_crlf(bytes, kind, hits);
+    if present.has(LINE_BREAK) {
+        detect_crlf(bytes, kind, hits);
+    }
     if !content {
         return;
     }

@@ -131,8 +131,21 @@ fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
 }
 
+/// Bytes of identifiers and keywords: ASCII letters and digits, `_`, `$` and every
+/// non-ASCII byte. A table, because the lexer tests every byte of every word.
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        byte += 1;
+    }
+    table
+};
+
 fn is_word_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' || byte >= 0x80
+    WORD_BYTES[byte as usize]
 }
 
 fn lower_word(bytes: &[u8], buffer: &mut [u8; 24]) -> Option<usize> {
@@ -145,7 +158,13 @@ fn lower_word(bytes: &[u8], buffer: &mut [u8; 24]) -> Option<usize> {
     Some(bytes.len())
 }
 
+/// Length of the shortest and the longest keyword that [`classify`] knows.
+const KEYWORD_LENGTHS: std::ops::RangeInclusive<usize> = 2..=18;
+
 fn classify(word: &[u8]) -> (Kind, Kw) {
+    if !KEYWORD_LENGTHS.contains(&word.len()) {
+        return (Kind::Word, Kw::None);
+    }
     let mut buffer = [0u8; 24];
     let Some(length) = lower_word(word, &mut buffer) else {
         return (Kind::Word, Kw::None);
@@ -465,11 +484,17 @@ impl<'a> Lexer<'a> {
 
     fn word(&mut self) -> Token {
         let start = self.pos;
-        while self.peek(0).is_some_and(is_word_byte) {
-            self.pos += 1;
-        }
+        let rest = &self.bytes[start..];
+        self.pos += rest
+            .iter()
+            .position(|&b| !is_word_byte(b))
+            .unwrap_or(rest.len());
         let (mut kind, kw) = classify(&self.bytes[start..self.pos]);
-        if kind == Kind::Word {
+        // Only a blank, a comment marker or `(` after the word can make it a function call.
+        let call_may_follow = self
+            .peek(0)
+            .is_some_and(|b| b == b'(' || b == b'/' || b == b'*' || is_space(b));
+        if kind == Kind::Word && call_may_follow {
             let save = self.pos;
             let saved_state = self.in_executable_comment;
             self.skip_space();
@@ -828,10 +853,8 @@ impl<'a> Detector<'a> {
     /// are reported too; the caller filters by level.
     pub(crate) fn detect(&self, scratch: &mut Scratch, hits: &mut Vec<Hit>) {
         self.bare_reading(scratch, hits);
-        for (at, &byte) in self.bytes.iter().enumerate() {
-            if matches!(byte, b'\'' | b'"' | b'`') {
-                self.break_reading(at + 1, hits);
-            }
+        for at in memchr::memchr3_iter(b'\'', b'"', b'`', self.bytes) {
+            self.break_reading(at + 1, hits);
         }
     }
 

@@ -312,6 +312,50 @@ fn json_escapes_are_decoded() {
 }
 
 #[test]
+fn json_value_rules_by_trigger() {
+    let waf = waf_with(r#"{"paranoia": 2}"#);
+    // Each payload lacks most punctuation, so the rule runs only if the detector's
+    // character-class gate lets it through.
+    let cases: &[(&str, u32)] = &[
+        ("alert`1`", 6009),
+        ("x document.cookie", 6009),
+        ("eval (name)", 6009),
+        ("x.y -moz-binding", 6006),
+        ("width:expression(alert(1))", 6006),
+        ("behavior: url(x.htc)", 6006),
+        ("{{constructor.constructor('alert(1)')()}}", 6007),
+        ("a\\nSet-Cookie: x=1", 5004),
+    ];
+    for &(payload, rule_id) in cases {
+        let body = format!(r#"{{"q": "{payload}"}}"#);
+        let report = body_report(&waf, "application/json", body.as_bytes());
+        let found = targets(&report);
+        assert!(
+            found.contains(&format!("{rule_id}@body:json:/q")),
+            "{payload}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn json_string_escapes_and_controls() {
+    let waf = waf_with("{}");
+    let body = br#"{"a\u002fb\"c": "<scr\u0069pt>alert(1)</script> tail", "k": 1}"#;
+    let report = body_report(&waf, "application/json", body);
+    let found = targets(&report);
+    assert!(
+        found.contains(&"6001@body:json:/a~1b\"c".to_owned()),
+        "{found:?}"
+    );
+    assert!(!found.iter().any(|t| t.starts_with("1009")), "{found:?}");
+
+    let report = body_report(&waf, "application/json", b"{\"q\": \"a\x01b\"}");
+    assert_eq!(targets(&report), ["1009@body"]);
+    let report = body_report(&waf, "application/json", b"{\"q\": \"a\\\"}");
+    assert_eq!(targets(&report), ["1009@body"]);
+}
+
+#[test]
 fn invalid_json_is_inspected_as_text() {
     let waf = waf_with("{}");
     let report = body_report(&waf, "application/json", b"{\"q\": \"' or 1=1 --\", }");

@@ -249,6 +249,7 @@ pub(crate) struct Hints {
     pub quote: bool,
     pub equals: bool,
     pub paren: bool,
+    pub backtick: bool,
     pub dot: bool,
     pub dash: bool,
 }
@@ -261,6 +262,7 @@ impl Hints {
         quote: true,
         equals: true,
         paren: true,
+        backtick: true,
         dot: true,
         dash: true,
     };
@@ -328,11 +330,13 @@ impl<'a> Detector<'a> {
                 self.js_string_break(at, hits);
             }
         }
-        if hints.paren || hints.quote || hints.dot {
+        // A sink call needs `(` or a backtick after the name, and every sink property
+        // contains a `.`.
+        if hints.paren || hints.backtick || hints.dot {
             self.sink_calls(hits);
         }
         if hints.paren || hints.dash {
-            self.css_and_templates(hits);
+            self.css_and_templates(hints, hits);
         }
     }
 
@@ -722,9 +726,16 @@ impl<'a> Detector<'a> {
     }
 
     /// CSS `expression(`, `behavior:` and `-moz-binding` anywhere, and client-side template
-    /// expressions that reach the Function constructor.
-    fn css_and_templates(&self, hits: &mut Vec<Hit>) {
-        if let Some(at) = find_ignore_case(self.bytes, b"expression") {
+    /// expressions that reach the Function constructor. Each search runs only when `hints`
+    /// show the punctuation that its marker or its surrounding check requires.
+    fn css_and_templates(&self, hints: Hints, hits: &mut Vec<Hit>) {
+        let css_call = hints.colon && hints.paren;
+        let expression = if css_call {
+            find_ignore_case(self.bytes, b"expression")
+        } else {
+            None
+        };
+        if let Some(at) = expression {
             let before = self.bytes[..at]
                 .iter()
                 .rev()
@@ -736,12 +747,24 @@ impl<'a> Detector<'a> {
                 Self::push(hits, RuleId::XSS_CSS, at..(at + 11).min(self.bytes.len()));
             }
         }
-        for marker in [&b"-moz-binding"[..], b"behavior:url(", b"behavior: url("] {
+        let markers: &[&[u8]] = match (hints.dash, css_call) {
+            (true, true) => &[b"-moz-binding", b"behavior:url(", b"behavior: url("],
+            (true, false) => &[b"-moz-binding"],
+            (false, true) => &[b"behavior:url(", b"behavior: url("],
+            (false, false) => &[],
+        };
+        for marker in markers {
             if let Some(at) = find_ignore_case(self.bytes, marker) {
                 Self::push(hits, RuleId::XSS_CSS, at..at + marker.len());
             }
         }
-        if let Some(at) = find_ignore_case(self.bytes, b"constructor") {
+        // A chained constructor contains a `.`, and a called one a `(`.
+        let constructor = if hints.dot || hints.paren {
+            find_ignore_case(self.bytes, b"constructor")
+        } else {
+            None
+        };
+        if let Some(at) = constructor {
             let in_template = memchr::memmem::find(self.bytes, b"{{").is_some()
                 || memchr::memmem::find(self.bytes, b"${").is_some();
             let chained = find_ignore_case(self.bytes, b"constructor.constructor").is_some()
