@@ -585,8 +585,11 @@ const STRING_SPECIAL: [bool; 256] = {
 
 fn hex4(bytes: &[u8], at: usize) -> Result<u32, JsonError> {
     let digits = bytes.get(at..at + 4).ok_or(JsonError)?;
-    let text = std::str::from_utf8(digits).map_err(|_| JsonError)?;
-    u32::from_str_radix(text, 16).map_err(|_| JsonError)
+    // JSON allows exactly four hex digits; `from_str_radix` alone would accept a leading `+`.
+    digits.iter().try_fold(0u32, |value, &digit| {
+        let nibble = crate::path::hex_value(digit).ok_or(JsonError)?;
+        Ok(value << 4 | u32::from(nibble))
+    })
 }
 
 /// Returns the `boundary` parameter of a multipart `Content-Type`.

@@ -312,6 +312,17 @@ fn json_escapes_are_decoded() {
 }
 
 #[test]
+fn json_escape_with_sign_is_invalid_json() {
+    let waf = waf_with("{}");
+    let report = body_report(&waf, "application/json", br#"{"q": "\u+041"}"#);
+    assert!(
+        report.findings.iter().any(|f| f.rule_id == 1009),
+        "{:?}",
+        targets(&report)
+    );
+}
+
+#[test]
 fn json_value_rules_by_trigger() {
     let waf = waf_with(r#"{"paranoia": 2}"#);
     // Each payload lacks most punctuation, so the rule runs only if the detector's
