@@ -76,6 +76,8 @@ pub struct Admission {
     pub new_path: Option<String>,
     /// The normalized path without query, for later checks.
     pub normalized_path: String,
+    /// The host in lower case without the scheme's default port, for later checks.
+    pub host: String,
     /// The denial a dry-run rule let through.
     pub dry_run_denial: Option<Denial>,
 }
@@ -154,6 +156,7 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
         identity,
         new_path: (new_path != request.path).then_some(new_path),
         normalized_path: normalized.path,
+        host,
         dry_run_denial,
     };
     Decision::Allow(Box::new(admission))

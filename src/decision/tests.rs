@@ -164,6 +164,7 @@ fn host_matching_ignores_case_and_default_port() {
     for host in ["api.example.com", "API.Example.COM", "api.example.com:443"] {
         let a = admission(run(&c, "GET", host, "/v1/orders/items", &bearer(&t)));
         assert_eq!(a.rule, "api", "{host}");
+        assert_eq!(a.host, "api.example.com", "{host}");
     }
     let d = denial(run(
         &c,

@@ -26,7 +26,7 @@ use crate::audit::{path_without_query, AuditEvent};
 use crate::config::Config;
 use crate::decision::{decide, Admission, Decision, Denial, RequestHead};
 use crate::inspection::{block_reply, body_reply, finding_events};
-use crate::matcher::{canonical_host, RequestTarget};
+use crate::matcher::RequestTarget;
 use crate::ratelimit::proto::{METHOD, SERVICE};
 use crate::ratelimit::{interpret, CallPlan, FailureMode, FailureReason, Outcome, RequestFacts};
 use crate::reply::{self, LocalReply};
@@ -270,17 +270,13 @@ impl HttpContext for Http {
         self.admit(&config, &head, &admission, &request_id);
         let plan = self.plan_rate_limit(&config, &head, &admission);
         if let Some(inspection) = &config.inspection {
-            let host = canonical_host(head.authority, head.scheme);
             let target = RequestTarget {
-                host: &host,
+                host: &admission.host,
                 path: &admission.normalized_path,
                 method: head.method,
             };
             let policy = inspection.policy_for(&target);
-            let header_refs: Vec<(&str, &[u8])> = headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_slice()))
-                .collect();
+            let header_refs = header_pairs(&headers);
             let waf_head = crate::waf::RequestHead {
                 path_and_query: head.path,
                 headers: &header_refs,
@@ -365,12 +361,7 @@ impl HttpContext for Http {
             }
             return self.inspect_buffered_body();
         }
-        // While the rate-limit call is in flight the body is held back with the headers.
-        if self.pending.borrow().contains_key(&self.context_id) {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.hold_while_call_in_flight()
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -380,11 +371,7 @@ impl HttpContext for Http {
         if self.body.is_some() {
             return self.inspect_buffered_body();
         }
-        if self.pending.borrow().contains_key(&self.context_id) {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.hold_while_call_in_flight()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -405,11 +392,7 @@ impl HttpContext for Http {
                 changed = true;
             }
             if changed {
-                let pairs: Vec<(&str, &[u8])> = headers
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_slice()))
-                    .collect();
-                self.set_http_response_headers_bytes(pairs);
+                self.set_http_response_headers_bytes(header_pairs(&headers));
             }
         }
         Action::Continue
@@ -417,6 +400,16 @@ impl HttpContext for Http {
 }
 
 impl Http {
+    /// Holds the body and trailers back with the headers while the rate-limit call is in
+    /// flight.
+    fn hold_while_call_in_flight(&self) -> Action {
+        if self.pending.borrow().contains_key(&self.context_id) {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
     /// Logs and counts the findings and applies the verdict; returns whether the request
     /// was answered with 403.
     fn finish_inspection(
@@ -505,11 +498,7 @@ impl Http {
         // Several changes go in one write of the whole map, which costs one host call.
         if admission.change_count() > 1 {
             let headers = admission.rewrite(head.headers);
-            let pairs: Vec<(&str, &[u8])> = headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_slice()))
-                .collect();
-            self.set_http_request_headers_bytes(pairs);
+            self.set_http_request_headers_bytes(header_pairs(&headers));
         } else {
             for name in &admission.remove_headers {
                 self.remove_http_request_header(name);
@@ -553,13 +542,12 @@ impl Http {
         admission: &Admission,
     ) -> Option<CallPlan> {
         let limiter = config.rate_limit.as_ref()?;
-        let host = canonical_host(head.authority, head.scheme);
         let source = self
             .get_property(vec!["source", "address"])
             .and_then(|bytes| String::from_utf8(bytes).ok());
         let facts = RequestFacts {
             target: RequestTarget {
-                host: &host,
+                host: &admission.host,
                 path: &admission.normalized_path,
                 method: head.method,
             },
@@ -732,6 +720,14 @@ fn send(reply: &LocalReply) -> Result<(), proxy_wasm::types::Status> {
         headers,
         Some(reply.body.as_bytes()),
     )
+}
+
+/// Borrows a header list in the form the SDK's map setters take.
+fn header_pairs(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_slice()))
+        .collect()
 }
 
 /// Cuts a path for logging to at most 256 bytes, at a character boundary.
