@@ -12,17 +12,17 @@ use crate::matcher::{MatchSettings, Matcher, RequestTarget};
 pub struct RuleSettings {
     /// Name used in logs, metrics and rate-limit descriptors.
     pub name: String,
-    /// Which requests the rule applies to.
+    /// Requests the rule applies to.
     #[serde(rename = "match", default)]
     pub matcher: MatchSettings,
-    /// What the request needs.
+    /// Requirement the request must meet.
     pub require: Requirement,
     /// Log and count a denial, but let the request through.
     #[serde(default)]
     pub dry_run: bool,
 }
 
-/// What a rule requires.
+/// Requirement of a rule.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Requirement {
@@ -73,7 +73,7 @@ impl RuleMatch<'_> {
         }
     }
 
-    /// The rule name for logs and metrics.
+    /// Returns the rule name for logs and metrics.
     pub fn name(&self) -> &str {
         match self {
             RuleMatch::Rule(rule) => &rule.name,
@@ -129,7 +129,7 @@ impl AccessPolicy {
             .map_or(RuleMatch::Default(self.default), RuleMatch::Rule)
     }
 
-    /// Whether any rule needs a verified token.
+    /// Returns whether any rule needs a verified token.
     pub fn needs_tokens(&self) -> bool {
         self.rules
             .iter()

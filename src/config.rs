@@ -22,12 +22,12 @@ use crate::waf::WafSettings;
 pub struct ConfigError {
     /// Field path such as `rules[2].match.path.prefix`; empty for the whole document.
     pub path: String,
-    /// What is wrong, including the offending value where there is one.
+    /// Description of the problem, with the offending value where there is one.
     pub message: String,
 }
 
 impl ConfigError {
-    /// An error at `path`.
+    /// Creates an error at `path`.
     pub fn new(path: &str, message: &str) -> Self {
         Self {
             path: path.to_owned(),
@@ -35,7 +35,7 @@ impl ConfigError {
         }
     }
 
-    /// An error for the invalid `value` at `path`.
+    /// Creates an error for the invalid `value` at `path`.
     pub fn invalid(path: &str, value: &str, reason: &str) -> Self {
         Self::new(path, &format!("invalid value {value:?}: {reason}"))
     }
@@ -48,7 +48,7 @@ pub struct Settings {
     /// Token issuers.
     #[serde(default)]
     pub providers: Vec<ProviderSettings>,
-    /// Where tokens are read from and their size limit.
+    /// Token sources and the token size limit.
     #[serde(default)]
     pub token: TokenSettings,
     /// Claims forwarded to the upstream as request headers.
@@ -143,7 +143,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// A one-line description for the startup log; it names no key or secret.
+    /// Describes the configuration in one line for the startup log, naming no key or secret.
     pub fn summary(&self) -> String {
         format!(
             "{} providers, {} access rules, {} security headers, inspection {}, rate limiting {}",

@@ -17,7 +17,7 @@ use crate::waf::{Policy, Report, RoutePolicySettings, Verdict, Waf, WafConfigErr
 pub struct InspectionRouteSettings {
     /// Name used in logs.
     pub name: String,
-    /// Which requests the override applies to.
+    /// Requests the override applies to.
     #[serde(rename = "match", default)]
     pub matcher: MatchSettings,
     /// Mode, threshold, paranoia and further exclusions for these requests.
@@ -55,7 +55,7 @@ impl Inspection {
         })
     }
 
-    /// The policy for a request: the first matching route's, else the default.
+    /// Returns the policy for a request: the first matching route's, else the default.
     pub fn policy_for(&self, target: &RequestTarget<'_>) -> &Policy {
         self.routes
             .iter()
@@ -64,7 +64,7 @@ impl Inspection {
     }
 }
 
-/// The name of a verdict in audit events.
+/// Returns the name of a verdict in audit events.
 pub fn verdict_name(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Allow => "allow",
@@ -101,7 +101,7 @@ pub fn logged_excerpt(target: &str, excerpt: &str) -> String {
     }
 }
 
-/// One audit event per finding, as JSON lines, with credential excerpts redacted.
+/// Builds one audit event per finding, as JSON lines, with credential excerpts redacted.
 pub fn finding_events(report: &Report, verdict: Verdict, request_id: &str) -> Vec<String> {
     report
         .findings
@@ -123,7 +123,7 @@ pub fn finding_events(report: &Report, verdict: Verdict, request_id: &str) -> Ve
         .collect()
 }
 
-/// The 403 reply for a blocked request, naming the rule ids and the request id.
+/// Builds the 403 reply for a blocked request, naming the rule ids and the request id.
 pub fn block_reply(report: &Report, request_id: &str, security: &SecurityHeaders) -> LocalReply {
     let body = json!({
         "error": "forbidden",
@@ -135,7 +135,7 @@ pub fn block_reply(report: &Report, request_id: &str, security: &SecurityHeaders
     json_reply(403, Vec::new(), &body, security)
 }
 
-/// A reply for a request whose body cannot be inspected: `reason` is
+/// Builds the reply for a request whose body cannot be inspected: `reason` is
 /// `conflicting_content_type` (400) or `body_too_large` (the configured status, 413 by default).
 pub fn body_reply(
     status: u16,

@@ -5,11 +5,11 @@
 
 use serde::Deserialize;
 
-/// What to do with `%2F` (an encoded `/`) and `%5C` or `\` (a backslash) in a path.
+/// Handling of `%2F` (an encoded `/`) and `%5C` or `\` (a backslash) in a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SlashHandling {
-    /// Answer 400: the path is ambiguous between the proxy and the service.
+    /// Reply 400, because the path is ambiguous between the proxy and the service.
     #[default]
     Reject,
     /// Turn it into a plain `/` before dot segments are resolved.
@@ -28,7 +28,7 @@ pub struct PathSettings {
     pub backslash: SlashHandling,
 }
 
-/// Why a path could not be normalized; the request gets 400.
+/// Cause of a path that could not be normalized. The request gets 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     #[error("path does not start with '/'")]
@@ -185,7 +185,7 @@ fn remove_dot_segments(path: &str) -> String {
     out
 }
 
-/// The value of one hexadecimal digit, either case.
+/// Returns the value of one hexadecimal digit, either case.
 pub(crate) fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),

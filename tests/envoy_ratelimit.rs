@@ -16,7 +16,7 @@ use meshguard_dev::redis::RedisServer;
 use meshguard_dev::{free_port, workspace_root};
 use serde_json::{json, Value};
 
-/// The service binary: `MESHGUARD_RATELIMIT_BIN`, else the debug build of the workspace.
+/// Returns the service binary: `MESHGUARD_RATELIMIT_BIN`, else the workspace's debug build.
 fn service_binary() -> PathBuf {
     let path = std::env::var_os("MESHGUARD_RATELIMIT_BIN")
         .map(PathBuf::from)
@@ -79,7 +79,7 @@ impl Drop for Service {
     }
 }
 
-/// The shipped `rate_limit` section, pointed at the test cluster.
+/// Returns the shipped `rate_limit` section, pointed at the test cluster.
 fn rate_limit_section(timeout_ms: u64) -> Value {
     let shipped: Value = serde_json::from_str(
         &std::fs::read_to_string(workspace_root().join("envoy/meshguard.json")).unwrap(),
@@ -284,7 +284,7 @@ fn stopped_service_follows_failure_mode() {
 
 #[test]
 fn silent_service_delays_requests_only_until_the_deadline() {
-    // Accepts connections and never answers.
+    // Accepts connections and never responds.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let timeout_ms = 300;

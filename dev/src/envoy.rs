@@ -42,7 +42,7 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The compiled filter: `MESHGUARD_WASM`, else the release build under `target/`.
+/// Returns the compiled filter: `MESHGUARD_WASM`, else the release build under `target/`.
 pub fn wasm_path() -> anyhow::Result<PathBuf> {
     let path = match std::env::var_os("MESHGUARD_WASM").filter(|v| !v.is_empty()) {
         Some(path) => PathBuf::from(path),
@@ -97,7 +97,7 @@ pub struct EnvoyConfig {
 }
 
 impl EnvoyConfig {
-    /// A configuration with `plugin_config` in front of `upstream`.
+    /// Creates a configuration with `plugin_config` in front of `upstream`.
     pub fn new(plugin_config: Value, upstream: std::net::SocketAddr) -> Self {
         Self {
             plugin_config,
@@ -174,7 +174,7 @@ fn socket_address(port: u16) -> Value {
     json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
 }
 
-/// A cluster with one static endpoint; `http2` for gRPC services.
+/// Builds a cluster with one static endpoint, with `http2` set for gRPC services.
 pub fn static_cluster(name: &str, address: &str, port: u16, http2: bool) -> Value {
     let mut cluster = json!({
         "name": name,
@@ -342,7 +342,7 @@ impl Envoy {
         Ok(None)
     }
 
-    /// The whole admin `/stats` page.
+    /// Returns the whole admin `/stats` page.
     pub fn stats(&self) -> anyhow::Result<String> {
         Ok(admin_get(self.admin_port, "/stats")?.1)
     }

@@ -35,7 +35,7 @@ pub struct Response {
 }
 
 impl Request {
-    /// A request with `method` and the raw request target, such as `/a?b=c`.
+    /// Creates a request with `method` and the raw request target, such as `/a?b=c`.
     pub fn new(method: &str, target: &str) -> Self {
         Self {
             method: method.to_owned(),
@@ -46,12 +46,12 @@ impl Request {
         }
     }
 
-    /// A GET request.
+    /// Creates a GET request.
     pub fn get(target: &str) -> Self {
         Self::new("GET", target)
     }
 
-    /// A POST request.
+    /// Creates a POST request.
     pub fn post(target: &str) -> Self {
         Self::new("POST", target)
     }
@@ -141,7 +141,7 @@ impl Request {
 }
 
 impl Response {
-    /// The first value of header `name` (case-insensitive), lossily decoded.
+    /// Returns the first value of header `name` (case-insensitive), lossily decoded.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .iter()
@@ -149,7 +149,7 @@ impl Response {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
-    /// Every value of header `name`.
+    /// Returns every value of header `name`.
     pub fn header_all(&self, name: &str) -> Vec<String> {
         self.headers
             .iter()
@@ -158,12 +158,12 @@ impl Response {
             .collect()
     }
 
-    /// The body as text.
+    /// Returns the body as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body parsed as JSON.
+    /// Parses the body as JSON.
     pub fn json(&self) -> anyhow::Result<Value> {
         serde_json::from_slice(&self.body)
             .with_context(|| format!("response body is not JSON: {}", self.text()))

@@ -3,7 +3,7 @@
 //! SDK's `String` variants panic on values that are not UTF-8.
 //!
 //! A request moves through: access checks and inspection of the head at the request
-//! headers, then a rate-limit call when a rule asks for one, then buffering and inspection of
+//! headers, then a rate-limit call when a rule names descriptors, then buffering and inspection of
 //! the body when its type calls for it. It is resumed or answered exactly once.
 //!
 //! Envoy delivers no body to a filter whose request headers are paused, so the headers go
@@ -39,7 +39,7 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// The plugin instance of one Wasm VM: holds the compiled configuration and runs the
+/// The plugin instance of one Wasm VM. It keeps the compiled configuration and runs the
 /// rate-limit watchdog.
 #[derive(Default)]
 struct Root {
@@ -144,7 +144,7 @@ struct Http {
     body: Option<PendingBody>,
 }
 
-/// What is kept while a body is buffered for inspection.
+/// State kept while a body is buffered for inspection.
 struct PendingBody {
     policy: Policy,
     content_type: Option<Vec<u8>>,
@@ -743,7 +743,7 @@ fn truncated(path: &str) -> &str {
     &path[..end]
 }
 
-/// The first value of `name` as UTF-8, or empty when absent or not UTF-8.
+/// Returns the first value of `name` as UTF-8, or empty when absent or not UTF-8.
 fn header_str<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> &'a str {
     headers
         .iter()

@@ -74,7 +74,7 @@ pub struct HmacSecretSettings {
     pub alg: String,
     /// Name of the environment variable.
     pub env: String,
-    /// How the variable's value encodes the secret.
+    /// Encoding of the secret in the variable's value.
     #[serde(default)]
     pub encoding: SecretEncoding,
 }
@@ -112,7 +112,7 @@ fn default_roles_claim() -> String {
     "roles".to_owned()
 }
 
-/// Why a token was rejected. Each variant maps to one documented reason code.
+/// Cause of a rejected token. Each variant maps to one documented reason code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("token is larger than {0} bytes")]

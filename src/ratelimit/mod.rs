@@ -29,7 +29,7 @@ pub struct RateLimitSettings {
     /// Deadline of each call in milliseconds.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
-    /// What happens when the service fails, times out or answers something undecodable.
+    /// Outcome when the call fails, times out or returns something that does not decode.
     #[serde(default)]
     pub failure_mode: FailureMode,
     /// Status of the reply under `failure_mode: deny`.
@@ -144,7 +144,7 @@ pub struct RateLimiter {
     rules: Vec<Rule>,
 }
 
-/// What the filter knows about a request when it plans a call.
+/// Request attributes the filter uses to plan a call.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     pub target: RequestTarget<'a>,
@@ -165,7 +165,7 @@ pub struct CallPlan {
 }
 
 impl CallPlan {
-    /// The encoded request message.
+    /// Encodes the request message.
     pub fn encode(&self) -> Vec<u8> {
         self.request.encode_to_vec()
     }
@@ -359,7 +359,7 @@ fn check_descriptors(descriptors: &[Vec<EntrySettings>], field: &str) -> Result<
     Ok(())
 }
 
-/// What a rate-limit answer means for the request.
+/// Outcome of a rate-limit call for the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Under the limit; headers to add to the request and to the response.
@@ -376,12 +376,12 @@ pub enum Outcome {
     Failed(FailureReason),
 }
 
-/// Why a call failed.
+/// Cause of a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureReason {
     /// The gRPC status was not OK (including Envoy's own timeout and no healthy host).
     Status(u32),
-    /// The answer was not a `RateLimitResponse`.
+    /// The response was not a `RateLimitResponse`.
     Undecodable,
     /// The service answered `UNKNOWN` as overall code.
     UnknownCode,
