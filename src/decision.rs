@@ -145,7 +145,11 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
         Some(denial) if is_dry_run(&rule) => Some(denial),
         Some(denial) => return Decision::Deny(denial),
     };
-    let new_path = normalized.to_header_value();
+    let received_path = request
+        .path
+        .split_once('?')
+        .map_or(request.path, |(path, _)| path);
+    let new_path = (normalized.path != received_path).then(|| normalized.to_header_value());
     let admission = Admission {
         rule: rule.name().to_owned(),
         remove_headers: removed_headers(config, request.headers),
@@ -154,7 +158,7 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
             .map(|token| config.claim_headers.values(token))
             .unwrap_or_default(),
         identity,
-        new_path: (new_path != request.path).then_some(new_path),
+        new_path,
         normalized_path: normalized.path,
         host,
         dry_run_denial,
@@ -189,7 +193,7 @@ fn identify(
     query: Option<&str>,
     rule: &RuleMatch<'_>,
 ) -> Result<Option<Rc<VerifiedToken>>, Denial> {
-    let rule_name = rule.name().to_owned();
+    let rule_name = rule.name();
     let found = config
         .sources
         .extract(request.headers, query)
@@ -199,7 +203,7 @@ fn identify(
                 err.reason(),
                 BearerError::InvalidRequest,
                 err.to_string(),
-                &rule_name,
+                rule_name,
             )
         })?;
     if found.foreign_scheme && found.token.is_none() && rule.is_protected() {
@@ -208,7 +212,7 @@ fn identify(
             "unsupported_scheme",
             BearerError::InvalidRequest,
             "authorization scheme is not Bearer".to_owned(),
-            &rule_name,
+            rule_name,
         ));
     }
     // A presented token is verified on every route, public ones included: an invalid token
@@ -220,7 +224,7 @@ fn identify(
                 err.reason(),
                 BearerError::InvalidToken,
                 err.to_string(),
-                &rule_name,
+                rule_name,
             )
         })?),
         None => None,

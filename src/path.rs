@@ -76,6 +76,12 @@ pub fn normalize(raw: &str, settings: &PathSettings) -> Result<NormalizedPath, P
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if is_normal(path) {
+        return Ok(NormalizedPath {
+            path: path.to_owned(),
+            query,
+        });
+    }
     let decoded = decode_unreserved(path, settings)?;
     // Servlet containers strip `;` parameters before resolving dot segments, so `/..;x/admin`
     // reaches their `/admin`. Such segments have no legitimate use.
@@ -90,6 +96,20 @@ pub fn normalize(raw: &str, settings: &PathSettings) -> Result<NormalizedPath, P
         path: remove_dot_segments(&decoded),
         query,
     })
+}
+
+/// Whether a path starting with `/` is already in normal form, which most paths are: printable
+/// ASCII without escapes or backslashes, no empty segment but a trailing one, and no segment
+/// that starts with a dot.
+fn is_normal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let plain = bytes
+        .iter()
+        .all(|&b| (0x21..0x7f).contains(&b) && b != b'%' && b != b'\\');
+    plain
+        && !bytes
+            .windows(2)
+            .any(|pair| pair[0] == b'/' && (pair[1] == b'/' || pair[1] == b'.'))
 }
 
 /// Decodes `%XX` escapes of unreserved characters (ALPHA, DIGIT, `-`, `.`, `_`, `~`), keeps
@@ -220,6 +240,62 @@ mod tests {
         PathSettings {
             encoded_slash: SlashHandling::Normalize,
             backslash: SlashHandling::Normalize,
+        }
+    }
+
+    /// The full normalization, without the shortcut for paths already in normal form.
+    fn full(raw: &str) -> Result<String, PathError> {
+        let decoded = decode_unreserved(raw, &PathSettings::default())?;
+        Ok(remove_dot_segments(&decoded))
+    }
+
+    #[test]
+    fn shortcut_agrees_with_full_normalization() {
+        let paths = [
+            "/",
+            "/admin",
+            "/admin/",
+            "/a/b/c",
+            "/a-b_c~d",
+            "/a;b=c",
+            "/a.b",
+            "/a/b.",
+            "/a..",
+            "/a/..b",
+            "/api/v1/users/42",
+            "/x/",
+            "/@me",
+            "/a:b",
+            "/a!$&'()*+,=",
+            "//a",
+            "/./a",
+            "/a/.",
+            "/a/..",
+            "/.well-known/x",
+            "/a%20b",
+            "/a\\b",
+            "/a b",
+            "/café",
+            "/a//",
+            "/a/./b",
+            "/a/../b",
+        ];
+        for path in paths {
+            if is_normal(path) {
+                assert_eq!(full(path).as_deref(), Ok(path), "{path}");
+            }
+        }
+        assert!(is_normal("/api/v1/users/42"));
+        for path in [
+            "//a",
+            "/./a",
+            "/a/..",
+            "/.well-known/x",
+            "/a%20b",
+            "/a\\b",
+            "/café",
+        ] {
+            assert!(!is_normal(path), "{path}");
         }
     }
 

@@ -458,6 +458,7 @@ fn upstream_security_header_is_overwritten_and_server_removed() {
     let stack = Stack::start();
     let response = Request::get("/public/x")
         .header("x-echo-set-header", "x-frame-options=ALLOWALL")
+        .header("x-echo-set-header", "x-frame-options=SAMEORIGIN")
         .header("x-echo-set-header", "server=upstream/1.0")
         .send(stack.port())
         .unwrap();
