@@ -33,7 +33,7 @@ export ENVOY_BIN
 SUB ?= alice
 ROLES ?=
 
-.PHONY: build run token test unit integration lint bench wasm-target redis validate-k8s clean
+.PHONY: build run token test unit integration lint bench bench-tools wasm-target redis validate-k8s clean
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -47,9 +47,13 @@ redis:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq redis-server; }
 
-## build: the release Wasm module, with its size
+bench-tools:
+	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq wrk valgrind; }
+
+## build: the release Wasm module, with its size (and the probe filter of the benchmarks)
 build: wasm-target
-	$(CARGO) build --release --target wasm32-wasip1 -p meshguard
+	$(CARGO) build --release --target wasm32-wasip1 -p meshguard -p meshguard-bench-probe
 	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
 
 ## run: Envoy on 127.0.0.1:10000 in front of the echo upstream on 127.0.0.1:8080, with the
@@ -78,14 +82,16 @@ test: lint build $(ENVOY_DEP) redis
 lint: wasm-target
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p meshguard --lib --target wasm32-wasip1 -- -D warnings
+	$(CARGO) clippy -p meshguard -p meshguard-bench-probe --lib --target wasm32-wasip1 -- -D warnings
 
-## bench: Envoy throughput with and without the filter, the rate-limit service against Redis
-## and the memory store, and the criterion benchmarks of the inspector
-bench: build $(ENVOY_DEP) redis
+## bench: Envoy throughput with and without the filter, Envoy's instructions per request under
+## callgrind, the rate-limit service against Redis and the memory store, and the criterion
+## benchmarks of the per-request work and of the inspector
+bench: build $(ENVOY_DEP) redis bench-tools
 	bench/envoy.sh
+	bench/instructions.sh
 	ratelimit/bench.sh
-	$(CARGO) bench -p meshguard --bench waf
+	$(CARGO) bench -p meshguard --bench request --bench waf
 
 KUBERNETES_VALIDATE_VERSION := 1.37.0
 

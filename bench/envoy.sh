@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Compares Envoy with no filter, with meshguard (verification, role rule and security headers
-# alone as meshguard-auth, and with inspection of path, query and headers on as meshguard),
+# Compares Envoy with no filter, with a proxy-wasm filter that makes no host call (empty, from
+# bench/probe-filter), with meshguard (verification, role rule and security headers alone as
+# meshguard-auth, and with inspection of path, query and headers on as meshguard),
 # and with Envoy's native jwt_authn + rbac (with and without its JWT cache) doing the same
 # HS256 check and admin role rule.
 #
-# The four Envoys (each --concurrency 1) run side by side and wrk visits them in turn, round
+# The Envoys (each --concurrency 1) run side by side and wrk visits them in turn, round
 # after round, so that noise from the shared machine hits every variant alike. Printed per
 # variant: median requests per second, median p50 and p99 latency, and Envoy CPU time per
 # request (utime + stime of the Envoy process over the run), then ratios against the native
@@ -22,9 +23,9 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-1}
-VARIANTS=(none meshguard-auth meshguard native-cache native-nocache)
+VARIANTS=(none empty meshguard-auth meshguard native-cache native-nocache)
 declare -A PORT=([none]=10001 [meshguard]=10002 [native-cache]=10003 [native-nocache]=10004
-    [meshguard-auth]=10005)
+    [meshguard-auth]=10005 [empty]=10006)
 
 cargo build --quiet --release -p meshguard-dev --bin meshguard-token
 TOKEN=$(target/release/meshguard-token --sub bench --roles admin --ttl 36000)
@@ -55,7 +56,7 @@ for variant in "${VARIANTS[@]}"; do
     denied=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $READER" "http://127.0.0.1:$port$URL_PATH")
     echo "bench: $variant answers $ok with the admin token and $denied with a reader token"
     [ "$ok" = 200 ] || { cat "$WORK/$variant.log"; exit 1; }
-    if [ "$variant" != none ] && [ "$denied" != 403 ]; then
+    if [ "$variant" != none ] && [ "$variant" != empty ] && [ "$denied" != 403 ]; then
         echo "bench: $variant does not apply the role rule" >&2
         exit 1
     fi
@@ -116,7 +117,7 @@ for variant, s in summary.items():
           f"{s['cpu']:>12.1f}{s['cpu'] - base:>8.1f}")
 native = summary["native-cache"]
 print()
-for variant in ("meshguard-auth", "meshguard", "native-nocache"):
+for variant in ("empty", "meshguard-auth", "meshguard", "native-nocache"):
     s = summary[variant]
     print(f"{variant} / native-cache: req/s x{s['rps'] / native['rps']:.2f}, "
           f"CPU per request x{s['cpu'] / native['cpu']:.2f}")
