@@ -1,8 +1,8 @@
 //! Benchmarks of the work the filter does per request on native code, between reading the
-//! request headers and writing the response headers: the access decision with a cached
-//! HS256 token, the request header rewrite, optionally inspection of path, query and
-//! headers, and the security headers. The configuration is `envoy/meshguard.json`, less its
-//! `rate_limit` section, as in the `make bench` Envoy run.
+//! request headers and writing the response headers. That is the access decision with a
+//! cached HS256 token, the request header changes, the security header edits and, in the
+//! second benchmark, inspection of path, query and headers. The configuration is
+//! `envoy/meshguard.json` less its `rate_limit` section, as in the `make bench` Envoy run.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -49,7 +49,7 @@ fn token() -> Option<String> {
     key.sign("HS256", &claims, &json!({})).ok()
 }
 
-/// The request headers as Envoy hands them to the filter for a wrk request.
+/// Returns the request headers as Envoy passes them to the filter for a wrk request.
 fn request_headers(token: &str) -> Vec<(String, Vec<u8>)> {
     [
         (":authority", "127.0.0.1:10005"),

@@ -180,16 +180,16 @@ impl SecurityHeaders {
         Ok(Self { set, remove })
     }
 
-    /// Whether the edits depend on the headers the upstream sent, which is the case when
-    /// some header keeps the upstream's value.
+    /// Returns whether the edits depend on the headers the upstream sent, which is the case
+    /// when some header keeps the upstream's value.
     pub fn reads_upstream(&self) -> bool {
         self.set.iter().any(|header| !header.overwrite)
     }
 
     /// The edits that apply the header set to a response: each removed header, then each
-    /// header set, replacing every upstream value. `present` says whether the upstream sent
-    /// a header; a header that keeps the upstream's value is set only when absent, and an
-    /// absent header needs no removal.
+    /// header set, replacing every upstream value. `present(name)` returns whether the
+    /// upstream sent the header. A header that keeps the upstream's value is set only when
+    /// absent, and an absent header needs no removal.
     ///
     /// One host call per edit costs a Wasm VM far less than a read and a write of the whole
     /// map (see `docs/benchmarks.md`), so the map is read only when [`Self::reads_upstream`].

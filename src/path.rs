@@ -98,9 +98,9 @@ pub fn normalize(raw: &str, settings: &PathSettings) -> Result<NormalizedPath, P
     })
 }
 
-/// Whether a path starting with `/` is already in normal form, which most paths are: printable
-/// ASCII without escapes or backslashes, no empty segment but a trailing one, and no segment
-/// that starts with a dot.
+/// Returns whether a path starting with `/` is already in normal form, as most paths are:
+/// printable ASCII without escapes or backslashes, no `//`, and no segment that starts with a
+/// dot.
 fn is_normal(path: &str) -> bool {
     let bytes = path.as_bytes();
     let plain = bytes
@@ -243,7 +243,7 @@ mod tests {
         }
     }
 
-    /// The full normalization, without the shortcut for paths already in normal form.
+    /// Runs the full normalization, without the shortcut for paths already in normal form.
     fn full(raw: &str) -> Result<String, PathError> {
         let decoded = decode_unreserved(raw, &PathSettings::default())?;
         Ok(remove_dot_segments(&decoded))
