@@ -286,6 +286,24 @@ mod tests {
             }
         }
         assert!(is_normal("/api/v1/users/42"));
+        // Every path of up to six characters over an alphabet of the characters that matter.
+        let alphabet = ['/', '.', 'a', ';', '%', '\\'];
+        let mut paths = vec![String::from("/")];
+        for _ in 0..5 {
+            let longer: Vec<String> = paths
+                .iter()
+                .filter(|path| path.len() == paths.last().map_or(0, String::len))
+                .flat_map(|path| alphabet.iter().map(move |c| format!("{path}{c}")))
+                .collect();
+            paths.extend(longer);
+        }
+        assert_eq!(paths.len(), 1 + 6 + 36 + 216 + 1296 + 7776);
+        for path in &paths {
+            if is_normal(path) {
+                assert_eq!(full(path).as_deref(), Ok(path.as_str()), "{path}");
+                assert_eq!(norm(path).as_deref(), Ok(path.as_str()), "{path}");
+            }
+        }
         for path in [
             "//a",
             "/./a",
