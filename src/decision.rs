@@ -15,7 +15,7 @@ pub struct RequestHead<'a> {
     pub method: &'a str,
     pub scheme: &'a str,
     pub authority: &'a str,
-    /// The raw `:path`, with its query.
+    /// The raw `:path`, with its query, or empty when it is not UTF-8.
     pub path: &'a str,
     /// Every header value as its own entry, names in lower case.
     pub headers: &'a [(String, Vec<u8>)],
@@ -115,6 +115,10 @@ pub enum Decision {
 
 /// Checks a request against the compiled configuration.
 pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
+    // The host gives an empty `path` for a `:path` that is not UTF-8, which HTTP/2 can carry.
+    if request.path.is_empty() && has_non_utf8_path(request.headers) {
+        return Decision::Deny(path_denial(PathError::NotUtf8));
+    }
     let normalized = match normalize(request.path, &config.path) {
         Ok(normalized) => normalized,
         Err(err) => return Decision::Deny(path_denial(err)),
@@ -164,6 +168,12 @@ pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
         dry_run_denial,
     };
     Decision::Allow(Box::new(admission))
+}
+
+fn has_non_utf8_path(headers: &[(String, Vec<u8>)]) -> bool {
+    headers
+        .iter()
+        .any(|(name, value)| name == ":path" && std::str::from_utf8(value).is_err())
 }
 
 fn is_dry_run(rule: &RuleMatch<'_>) -> bool {

@@ -41,6 +41,8 @@ pub enum PathError {
     Backslash,
     #[error("path contains a control character or a NUL byte")]
     ControlCharacter,
+    #[error("path is not valid UTF-8")]
+    NotUtf8,
     #[error("path contains a dot segment with parameters")]
     DotSegmentParameters,
 }

@@ -215,6 +215,16 @@ fn invalid_path_is_400() {
 }
 
 #[test]
+fn non_utf8_path_is_400() {
+    let headers = vec![(":path".to_owned(), b"/public/\xff".to_vec())];
+    let d = denial(get(&config(json!({})), "", &headers));
+    assert_eq!((d.status, d.reason), (400, "path_invalid"));
+    assert_eq!(d.description, "path is not valid UTF-8");
+    let d = denial(get(&config(json!({})), "", &[]));
+    assert_eq!(d.description, "path does not start with '/'");
+}
+
+#[test]
 fn lenient_slash_settings_normalize() {
     let c = config(json!({"path": {"encoded_slash": "normalize", "backslash": "normalize"}}));
     let d = denial(get(&c, "/public%2F..%2Fadmin", &[]));
