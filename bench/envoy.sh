@@ -3,7 +3,8 @@
 # bench/probe-filter), with meshguard (verification, role rule and security headers alone as
 # meshguard-auth, and with inspection of path, query and headers on as meshguard),
 # and with Envoy's native jwt_authn + rbac (with and without its JWT cache) doing the same
-# HS256 check and admin role rule.
+# HS256 check and admin role rule. native-headers adds to the cached native chain the rest of
+# meshguard-auth's work: claim headers, and the six security headers with Server removed.
 #
 # The Envoys (each --concurrency 1) run side by side and wrk visits them in turn, round
 # after round, so that noise from the shared machine hits every variant alike. Printed per
@@ -23,9 +24,9 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-1}
-VARIANTS=(none empty meshguard-auth meshguard native-cache native-nocache)
+VARIANTS=(none empty meshguard-auth meshguard native-cache native-nocache native-headers)
 declare -A PORT=([none]=10001 [meshguard]=10002 [native-cache]=10003 [native-nocache]=10004
-    [meshguard-auth]=10005 [empty]=10006)
+    [meshguard-auth]=10005 [empty]=10006 [native-headers]=10007)
 
 cargo build --quiet --release -p meshguard-dev --bin meshguard-token
 TOKEN=$(target/release/meshguard-token --sub bench --roles admin --ttl 36000)
@@ -117,7 +118,7 @@ for variant, s in summary.items():
           f"{s['cpu']:>12.1f}{s['cpu'] - base:>8.1f}")
 native = summary["native-cache"]
 print()
-for variant in ("empty", "meshguard-auth", "meshguard", "native-nocache"):
+for variant in ("empty", "meshguard-auth", "meshguard", "native-nocache", "native-headers"):
     s = summary[variant]
     print(f"{variant} / native-cache: req/s x{s['rps'] / native['rps']:.2f}, "
           f"CPU per request x{s['cpu'] / native['cpu']:.2f}")

@@ -43,6 +43,7 @@ VARIANTS=(
     "meshguard bench/envoy-meshguard.yaml 10002"
     "native-cache bench/envoy-native-cache.yaml 10003"
     "native-nocache bench/envoy-native-nocache.yaml 10004"
+    "native-headers bench/envoy-native-headers.yaml 10007"
 )
 if [ "$HOSTCALLS" = 1 ]; then
     port=10040
