@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use meshguard::config::Config;
-use meshguard::decision::{decide, Decision, RequestHead};
+use meshguard::decision::{decide, header_pairs, Decision, RequestHead};
 use meshguard::matcher::RequestTarget;
 use meshguard::waf::RequestHead as WafHead;
 use meshguard_dev::tokens::{now, SigningKey};
@@ -78,33 +78,22 @@ fn response_headers() -> Vec<(String, Vec<u8>)> {
     .collect()
 }
 
-fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> &'a str {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .unwrap_or_default()
-}
-
-/// One request's work; returns the number of header writes, so nothing is optimized out.
+/// Runs one request's work and returns its number of header writes, so nothing is optimized out.
 fn request(
     config: &Config,
     headers: &[(String, Vec<u8>)],
     response: &[(String, Vec<u8>)],
     now: u64,
 ) -> usize {
-    let head = RequestHead {
-        method: header(headers, ":method"),
-        scheme: header(headers, ":scheme"),
-        authority: header(headers, ":authority"),
-        path: header(headers, ":path"),
-        headers,
-        now,
-    };
+    let head = RequestHead::from_headers(headers, now);
     let Decision::Allow(admission) = decide(config, &head) else {
         return 0;
     };
-    let rewritten = admission.rewrite(headers);
+    let request_writes = if admission.rewrites_whole_map(headers.len()) {
+        admission.rewrite(headers).len()
+    } else {
+        admission.change_count()
+    };
     if let Some(inspection) = &config.inspection {
         let target = RequestTarget {
             host: &admission.host,
@@ -112,10 +101,7 @@ fn request(
             method: head.method,
         };
         let policy = inspection.policy_for(&target);
-        let pairs: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_slice()))
-            .collect();
+        let pairs = header_pairs(headers);
         let report = inspection.waf.inspect_head(
             policy,
             &WafHead {
@@ -128,7 +114,7 @@ fn request(
     let edits = config
         .security_headers
         .edits(|name| response.iter().any(|(n, _)| n == name));
-    rewritten.len() + edits.len()
+    request_writes + edits.len()
 }
 
 fn per_request(criterion: &mut Criterion) {

@@ -264,6 +264,9 @@ fn rewrite_applies_every_change_once() {
         4,
         "x-user, authorization, :path and the new x-user"
     );
+    // Four changes go in one map write for a map of five headers, in single calls for six.
+    assert!(a.rewrites_whole_map(5));
+    assert!(!a.rewrites_whole_map(6));
     let rewritten = a.rewrite(&headers);
     let values = |name: &str| -> Vec<&[u8]> {
         rewritten

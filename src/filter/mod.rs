@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::audit::{path_without_query, AuditEvent};
 use crate::config::Config;
-use crate::decision::{decide, Admission, Decision, Denial, RequestHead};
+use crate::decision::{decide, header_pairs, header_str, Admission, Decision, Denial, RequestHead};
 use crate::headers::HeaderEdit;
 use crate::inspection::{block_reply, body_reply, finding_events};
 use crate::matcher::RequestTarget;
@@ -244,15 +244,7 @@ impl HttpContext for Http {
             return self.reply_unconfigured();
         };
         let headers = self.get_http_request_headers_bytes();
-        let pseudo = |name: &str| header_str(&headers, name);
-        let head = RequestHead {
-            method: pseudo(":method"),
-            scheme: pseudo(":scheme"),
-            authority: pseudo(":authority"),
-            path: pseudo(":path"),
-            headers: &headers,
-            now: self.now_seconds(),
-        };
+        let head = RequestHead::from_headers(&headers, self.now_seconds());
         let request_id = header_str(&headers, "x-request-id").to_owned();
         let admission = match decide(&config, &head) {
             Decision::Deny(denial) => {
@@ -507,9 +499,7 @@ impl Http {
         admission: &Admission,
         request_id: &str,
     ) {
-        // Writing the whole map costs about 2,500 instructions per header in it, and one header
-        // call about 3,500 (`docs/benchmarks.md`), so the map is written only for many changes.
-        if admission.change_count() * 3 > head.headers.len() * 2 {
+        if admission.rewrites_whole_map(head.headers.len()) {
             let headers = admission.rewrite(head.headers);
             self.set_http_request_headers_bytes(header_pairs(&headers));
         } else {
@@ -735,14 +725,6 @@ fn send(reply: &LocalReply) -> Result<(), proxy_wasm::types::Status> {
     )
 }
 
-/// Borrows a header list in the form the SDK's map setters take.
-fn header_pairs(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_slice()))
-        .collect()
-}
-
 /// Cuts a path for logging to at most 256 bytes, at a character boundary.
 fn truncated(path: &str) -> &str {
     const MAX_LOGGED_PATH: usize = 256;
@@ -754,13 +736,4 @@ fn truncated(path: &str) -> &str {
         end -= 1;
     }
     &path[..end]
-}
-
-/// Returns the first value of `name` as UTF-8, or empty when absent or not UTF-8.
-fn header_str<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> &'a str {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .unwrap_or_default()
 }
