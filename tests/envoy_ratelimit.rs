@@ -175,6 +175,22 @@ fn sixth_login_gets_429_with_redis() {
 }
 
 #[test]
+fn upstream_rate_limit_headers_are_replaced() {
+    let service = Service::start(None);
+    let stack = start_envoy(service.grpc_port, 1000);
+    let response = Request::post("/api/auth/login")
+        .header("content-type", "application/json")
+        .header("x-echo-set-header", "x-ratelimit-remaining=9999")
+        .header("x-echo-set-header", "X-RateLimit-Limit=10000")
+        .body(r#"{"user": "alice", "password": "pw"}"#)
+        .send(stack.port())
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header_all("x-ratelimit-remaining"), vec!["4"]);
+    assert_eq!(response.header_all("x-ratelimit-limit"), vec!["5"]);
+}
+
+#[test]
 fn forwarded_for_does_not_open_new_quota() {
     let service = Service::start(None);
     let stack = start_envoy(service.grpc_port, 1000);

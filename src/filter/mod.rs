@@ -395,8 +395,15 @@ impl HttpContext for Http {
                     HeaderEdit::Remove(name) => self.set_http_response_header(name, None),
                 }
             }
-            for (name, value) in std::mem::take(&mut self.response_headers) {
-                self.add_http_response_header(&name, &value);
+            // The first value of each rate-limit header replaces the upstream's, so that a
+            // client reads the limit this proxy enforces. Further values of a name are added.
+            let rate_limit_headers = std::mem::take(&mut self.response_headers);
+            for (i, (name, value)) in rate_limit_headers.iter().enumerate() {
+                if rate_limit_headers[..i].iter().any(|(seen, _)| seen == name) {
+                    self.add_http_response_header(name, value);
+                } else {
+                    self.set_http_response_header(name, Some(value));
+                }
             }
         }
         Action::Continue
