@@ -156,7 +156,7 @@ pub enum Decision {
 
 /// Checks a request against the compiled configuration.
 pub fn decide(config: &Config, request: &RequestHead<'_>) -> Decision {
-    // The host gives an empty `path` for a `:path` that is not UTF-8, which HTTP/2 can carry.
+    // `from_headers` gives an empty `path` for a `:path` that is not UTF-8, which HTTP/2 allows.
     if request.path.is_empty() && has_non_utf8_path(request.headers) {
         return Decision::Deny(path_denial(PathError::NotUtf8));
     }

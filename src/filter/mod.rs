@@ -399,7 +399,10 @@ impl HttpContext for Http {
             // client reads the limit this proxy enforces. Further values of a name are added.
             let rate_limit_headers = std::mem::take(&mut self.response_headers);
             for (i, (name, value)) in rate_limit_headers.iter().enumerate() {
-                if rate_limit_headers[..i].iter().any(|(seen, _)| seen == name) {
+                if rate_limit_headers[..i]
+                    .iter()
+                    .any(|(seen, _)| seen.eq_ignore_ascii_case(name))
+                {
                     self.add_http_response_header(name, value);
                 } else {
                     self.set_http_response_header(name, Some(value));
