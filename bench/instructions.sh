@@ -61,12 +61,13 @@ fi
 # Prints "name instructions requests" for one variant.
 count() {
     local name=$1 config=$2 port=$3 out="$WORK/$1.cg"
-    # The pip wrapper execs the binary; callgrind follows the exec with the same pid.
+    # The pip wrapper execs the binary, and callgrind follows the exec with the same pid.
     valgrind --tool=callgrind --trace-children=yes --instr-atstart=no \
         --smc-check=all-non-file --callgrind-out-file="$out.%p" \
         "$ENVOY" -c "$config" --concurrency 1 --log-level error --disable-hot-restart \
         >"$WORK/$name.log" 2>&1 &
     local pid=$!
+
     local up=""
     for _ in $(seq 300); do
         if curl -s -o /dev/null "http://127.0.0.1:$port/"; then up=1; break; fi
@@ -78,24 +79,29 @@ count() {
         kill "$pid" 2>/dev/null
         return 1
     fi
+
     local status
     status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
         "http://127.0.0.1:$port$URL_PATH")
     [ "$status" = 200 ] ||
         { echo "instructions: $name returned $status, expected 200" >&2; kill "$pid"; return 1; }
+
     # Warm-up without counting, so that V8 has compiled the hot Wasm functions.
     wrk -t1 -c4 -d3s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port$URL_PATH" >/dev/null
     callgrind_control -i on "$pid" >/dev/null 2>&1
+
     local requests=0 run
     for _ in 1 2; do
         run=$(wrk -t1 -c4 -d"$DURATION" -H "Authorization: Bearer $TOKEN" \
             "http://127.0.0.1:$port$URL_PATH" | awk '/requests in/ {print $1}')
         requests=$((requests + run))
     done
+
     callgrind_control -i off "$pid" >/dev/null 2>&1
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+
     local total
     total=$(cat "$out".* | awk '/^totals:/ {sum += $2} END {print sum + 0}')
     echo "$name $total $requests"

@@ -9,7 +9,6 @@ use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use meshguard::config::Config;
 use meshguard::decision::{decide, header_pairs, Decision, RequestHead};
-use meshguard::matcher::RequestTarget;
 use meshguard::waf::RequestHead as WafHead;
 use meshguard_dev::tokens::{now, SigningKey};
 use serde_json::{json, Value};
@@ -95,12 +94,7 @@ fn request(
         admission.change_count()
     };
     if let Some(inspection) = &config.inspection {
-        let target = RequestTarget {
-            host: &admission.host,
-            path: &admission.normalized_path,
-            method: head.method,
-        };
-        let policy = inspection.policy_for(&target);
+        let policy = inspection.policy_for(&admission.target(head.method));
         let pairs = header_pairs(headers);
         let report = inspection.waf.inspect_head(
             policy,

@@ -121,6 +121,15 @@ impl Admission {
         self.remove_headers.len() + self.add_headers.len() + usize::from(self.new_path.is_some())
     }
 
+    /// Returns the normalized host and path with `method`, as later checks match them.
+    pub fn target<'a>(&'a self, method: &'a str) -> RequestTarget<'a> {
+        RequestTarget {
+            host: &self.host,
+            path: &self.normalized_path,
+            method,
+        }
+    }
+
     /// Returns whether the changes are better made with one write of the whole map of
     /// `header_count` headers than with one host call each. Writing the whole map costs about
     /// 2,500 instructions per header in it, and one header call about 3,500

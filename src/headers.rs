@@ -186,8 +186,8 @@ impl SecurityHeaders {
         self.set.iter().any(|header| !header.overwrite)
     }
 
-    /// The edits that apply the header set to a response: each removed header, then each
-    /// header set, replacing every upstream value. `present(name)` returns whether the
+    /// Returns the edits that apply the header set to a response: each removed header, then
+    /// each header set, replacing every upstream value. `present(name)` returns whether the
     /// upstream sent the header. A header that keeps the upstream's value is set only when
     /// absent, and an absent header needs no removal.
     ///

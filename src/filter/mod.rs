@@ -27,7 +27,6 @@ use crate::config::Config;
 use crate::decision::{decide, header_pairs, header_str, Admission, Decision, Denial, RequestHead};
 use crate::headers::HeaderEdit;
 use crate::inspection::{block_reply, body_reply, finding_events};
-use crate::matcher::RequestTarget;
 use crate::ratelimit::proto::{METHOD, SERVICE};
 use crate::ratelimit::{interpret, CallPlan, FailureMode, FailureReason, Outcome, RequestFacts};
 use crate::reply::{self, LocalReply};
@@ -263,12 +262,7 @@ impl HttpContext for Http {
         self.admit(&config, &head, &admission, &request_id);
         let plan = self.plan_rate_limit(&config, &head, &admission);
         if let Some(inspection) = &config.inspection {
-            let target = RequestTarget {
-                host: &admission.host,
-                path: &admission.normalized_path,
-                method: head.method,
-            };
-            let policy = inspection.policy_for(&target);
+            let policy = inspection.policy_for(&admission.target(head.method));
             let header_refs = header_pairs(&headers);
             let waf_head = crate::waf::RequestHead {
                 path_and_query: head.path,
@@ -559,11 +553,7 @@ impl Http {
             .get_property(vec!["source", "address"])
             .and_then(|bytes| String::from_utf8(bytes).ok());
         let facts = RequestFacts {
-            target: RequestTarget {
-                host: &admission.host,
-                path: &admission.normalized_path,
-                method: head.method,
-            },
+            target: admission.target(head.method),
             subject: admission
                 .identity
                 .as_ref()

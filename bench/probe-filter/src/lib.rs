@@ -99,14 +99,17 @@ impl RootContext for Root {
         let configuration = self.get_plugin_configuration().unwrap_or_default();
         let text = String::from_utf8_lossy(&configuration);
         let Some(ops) = Operations::parse(&text) else {
-            log::error!("probe filter: unknown operation in {text:?}");
+            log::error!(
+                "probe filter: invalid configuration {text:?}: expected a comma-separated list \
+                 of the operations in bench/probe-filter/src/lib.rs"
+            );
             return false;
         };
         if ops.increment_counter {
             match hostcalls::define_metric(MetricType::Counter, "probe.requests") {
                 Ok(id) => self.counter = id,
                 Err(status) => {
-                    log::error!("probe filter: cannot define its counter: {status:?}");
+                    log::error!("probe filter: failed to define its counter: {status:?}");
                     return false;
                 }
             }
